@@ -1,0 +1,27 @@
+"""memkit: the memory and ownership tools Rust programmers rely on, for Python.
+
+A C++ core (``memkit._core``) does the work; this package re-exports it with types and
+docs. Every public name is importable from ``memkit`` directly::
+
+    >>> from memkit import AlignedBuffer
+    >>> buf = AlignedBuffer(1024, align=4096)
+    >>> buf.address % 4096
+    0
+    >>> buf.release()
+
+See ``python -m memkit --help`` and the docs/ folder.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .buffers import MAX_ALIGN, AlignedBuffer, aligned_empty, aligned_zeros, owner_of
+
+__all__ = [
+    "MAX_ALIGN",
+    "AlignedBuffer",
+    "__version__",
+    "aligned_empty",
+    "aligned_zeros",
+    "owner_of",
+]

@@ -1,0 +1,6 @@
+BUILD: dict[str, str | int | bool]
+CACHE_PAD: int
+MAX_ALIGN: int
+
+def page_size() -> int: ...
+def cache_line_size() -> int: ...

@@ -1,0 +1,51 @@
+"""Build of memkit's C++ extension, used by `pip install .`.
+
+Metadata lives in pyproject.toml; this file only describes the extension. The sources are a
+sorted glob, so every build (and CMakeLists.txt, which globs the same tree) compiles the
+same files in the same order.
+
+Environment:
+    MEMKIT_SANITIZE   e.g. "address,undefined": build with those sanitizers (CI uses it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+SOURCES = sorted(glob("csrc/**/*.cpp", recursive=True))
+
+compile_args: list[str] = []
+link_args: list[str] = []
+macros: list[tuple[str, str | None]] = []
+
+if sys.platform == "win32":
+    compile_args += ["/O2", "/W4"]
+else:
+    compile_args += ["-O2", "-Wall", "-Wextra", "-Wpedantic"]
+    sanitize = os.environ.get("MEMKIT_SANITIZE", "").strip()
+    if sanitize:
+        compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-g"]
+        link_args += [f"-fsanitize={sanitize}"]
+        macros.append(("MEMKIT_SANITIZE", f'"{sanitize}"'))
+
+macros += [
+    ("MEMKIT_BUILD_FLAGS", '"' + " ".join(compile_args) + '"'),
+    ("MEMKIT_BUILD_SYSTEM", '"setuptools"'),
+]
+
+ext = Pybind11Extension(
+    "memkit._core",
+    SOURCES,
+    cxx_std=17,
+    include_dirs=["csrc"],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+    define_macros=macros,
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
