@@ -19,6 +19,7 @@ from setuptools import setup
 
 SOURCES = sorted(glob("csrc/**/*.cpp", recursive=True))
 
+sanitize = "" if sys.platform == "win32" else os.environ.get("MEMKIT_SANITIZE", "").strip()
 compile_args: list[str] = []
 link_args: list[str] = []
 macros: list[tuple[str, str | None]] = []
@@ -27,7 +28,6 @@ if sys.platform == "win32":
     compile_args += ["/O2", "/W4"]
 else:
     compile_args += ["-O2", "-Wall", "-Wextra", "-Wpedantic"]
-    sanitize = os.environ.get("MEMKIT_SANITIZE", "").strip()
     if sanitize:
         compile_args += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-g"]
         link_args += [f"-fsanitize={sanitize}"]
@@ -48,4 +48,8 @@ ext = Pybind11Extension(
     define_macros=macros,
 )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
+# A sanitizer build gets its own build tree: setuptools skips compiling objects that look
+# up to date, and objects built with other flags must never be reused.
+options = {"build": {"build_base": "build/sanitize-" + sanitize.replace(",", "-")}} if sanitize else {}
+
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext}, options=options)
