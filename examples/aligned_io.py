@@ -31,7 +31,7 @@ def main() -> None:
             except ImportError:
                 print("NumPy not installed; skipping the array view")
                 return
-            samples = np.frombuffer(buf, dtype=np.uint8)
+            samples = np.frombuffer(memoryview(buf), dtype=np.uint8)
             print(f"mean byte value: {samples.mean():.1f}")
             del samples  # the array holds an export: the with block could not release otherwise
 

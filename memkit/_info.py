@@ -30,7 +30,7 @@ def transparent_huge_pages(path: Path = _THP_PATH) -> str:
 
 
 def python_build() -> str:
-    """"free-threaded" or "GIL", with whether the GIL is on now in a free-threaded build."""
+    """ "free-threaded" or "GIL", with whether the GIL is on now in a free-threaded build."""
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         enabled = getattr(sys, "_is_gil_enabled", lambda: False)()
         return "free-threaded (GIL " + ("re-enabled" if enabled else "disabled") + " at run time)"

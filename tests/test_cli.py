@@ -13,7 +13,6 @@ import memkit
 from memkit import _info
 from memkit.__main__ import main
 
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,8 +32,14 @@ def test_info_prints_the_table() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for row in (
-        "memkit", "compiler", "build flags", "python build", "cache line size", "CACHE_PAD",
-        "page size", "transparent huge pages",
+        "memkit",
+        "compiler",
+        "build flags",
+        "python build",
+        "cache line size",
+        "CACHE_PAD",
+        "page size",
+        "transparent huge pages",
     ):
         assert row in out
     assert memkit.__version__ in out
