@@ -22,6 +22,7 @@
 #include "pybind11.hpp"
 
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 
 namespace memkit::fastcall {
@@ -207,11 +208,36 @@ void set_length(py::handle cls) noexcept {
 
 // Gives `cls` its own buffer protocol. pybind11's def_buffer cannot count exports nor set
 // Py_buffer.obj to the owner, and memkit's safety model needs both (ARCHITECTURE.md).
-inline void set_buffer_procs(py::handle cls, getbufferproc get, releasebufferproc release) noexcept {
+inline void set_buffer_procs(py::handle cls, getbufferproc get, releasebufferproc release) {
     auto* heap = reinterpret_cast<PyHeapTypeObject*>(cls.ptr());
     heap->as_buffer.bf_getbuffer = get;
     heap->as_buffer.bf_releasebuffer = release;
     heap->ht_type.tp_as_buffer = &heap->as_buffer;
+#if PY_VERSION_HEX >= 0x030C0000
+    // Since 3.12 (PEP 688) the buffer slots have names, __buffer__ and __release_buffer__,
+    // and a Python subclass takes its slots from those names in its MRO - clearing them
+    // when no class defines the names. So define them: wrapper descriptors around our
+    // functions, built from the slot wrappers CPython itself uses (borrowed from
+    // bytearray, whose descriptors carry them), so a subclass gets our functions directly.
+    const char* const names[] = {"__buffer__", "__release_buffer__"};
+    void* const wrapped[] = {reinterpret_cast<void*>(get), reinterpret_cast<void*>(release)};
+    for (int i = 0; i < 2; ++i) {
+        py::object donor = py::reinterpret_steal<py::object>(
+            PyObject_GetAttrString(reinterpret_cast<PyObject*>(&PyByteArray_Type), names[i]));
+        if (!donor) throw py::error_already_set();
+        if (!Py_IS_TYPE(donor.ptr(), &PyWrapperDescr_Type)) {
+            throw std::runtime_error(std::string("bytearray.") + names[i] + " is not a slot wrapper");
+        }
+        struct wrapperbase* base = reinterpret_cast<PyWrapperDescrObject*>(donor.ptr())->d_base;
+        py::object descr = py::reinterpret_steal<py::object>(
+            PyDescr_NewWrapper(&heap->ht_type, base, wrapped[i]));
+        if (!descr) throw py::error_already_set();
+        if (PyObject_SetAttrString(cls.ptr(), names[i], descr.ptr()) < 0) throw py::error_already_set();
+    }
+    // Setting the names re-pointed the slots; point them at our functions again.
+    heap->as_buffer.bf_getbuffer = get;
+    heap->as_buffer.bf_releasebuffer = release;
+#endif
 }
 
 namespace detail {
