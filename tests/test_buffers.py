@@ -9,8 +9,12 @@ import os
 import socket
 import sys
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import memkit
 from memkit import MAX_ALIGN, AlignedBuffer
@@ -396,7 +400,9 @@ def test_subclass_init_chain_works() -> None:
 # ---- threads -----------------------------------------------------------------------------------
 
 
-def test_threads_racing_exports_against_release_never_free_live_memory(run_concurrently) -> None:  # type: ignore[no-untyped-def]
+def test_threads_racing_exports_against_resize_never_free_live_memory(
+    run_concurrently: Callable[..., list[Any]],
+) -> None:
     shared = AlignedBuffer(4096)
     rounds = 2000
 
@@ -420,7 +426,7 @@ def test_threads_racing_exports_against_release_never_free_live_memory(run_concu
     assert shared.released
 
 
-def test_threads_creating_and_releasing_their_own_buffers(run_concurrently) -> None:  # type: ignore[no-untyped-def]
+def test_threads_creating_and_releasing_their_own_buffers(run_concurrently: Callable[..., list[Any]]) -> None:
     def worker(index: int) -> int:
         total = 0
         for n in range(300):
@@ -495,3 +501,41 @@ def test_owner_of_follows_bases_and_memoryviews() -> None:
     assert memkit.owner_of(view) is buf
     assert memkit.owner_of(np.frombuffer(view, np.uint8)[1:]) is buf
     assert memkit.owner_of(42) == 42
+
+
+# ---- model check -------------------------------------------------------------------------------
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("resize"), st.integers(0, 3 << 20)),
+        st.tuples(st.just("write"), st.integers(0, 1 << 12), st.binary(min_size=1, max_size=64)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(align=st.sampled_from([1, 8, 64, 4096, 1 << 16]), initial=st.integers(0, 5000), ops=_ops)
+def test_resize_and_writes_match_a_bytearray_model(align: int, initial: int, ops: list[tuple[object, ...]]) -> None:
+    buf = AlignedBuffer(initial, align)
+    model = bytearray(initial)
+    for op in ops:
+        if op[0] == "resize":
+            size = op[1]
+            assert isinstance(size, int)
+            buf.resize(size)
+            if size < len(model):
+                del model[size:]
+            else:
+                model.extend(bytes(size - len(model)))
+        else:
+            _, offset, data = op
+            assert isinstance(offset, int) and isinstance(data, bytes)
+            if offset + len(data) <= len(model):
+                with memoryview(buf) as view:
+                    view[offset : offset + len(data)] = data
+                model[offset : offset + len(data)] = data
+        assert len(buf) == len(model)
+        assert buf.address % align == 0
+    assert bytes(buf) == bytes(model)
+    buf.release()
