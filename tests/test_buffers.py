@@ -409,9 +409,9 @@ def test_threads_racing_exports_against_resize_never_free_live_memory(
     def exporter(index: int) -> int:
         if index == 0:
             refused = 0
-            for _ in range(rounds):
+            for i in range(rounds):
                 try:
-                    shared.resize(4096)  # a no-op size, still refused while exported
+                    shared.resize(4096 if i % 2 else 8192)  # moves the memory whenever it is allowed
                 except BufferError:
                     refused += 1
             return refused
