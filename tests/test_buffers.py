@@ -539,3 +539,21 @@ def test_resize_and_writes_match_a_bytearray_model(align: int, initial: int, ops
         assert buf.address % align == 0
     assert bytes(buf) == bytes(model)
     buf.release()
+
+
+def test_uninitialised_instance_is_refused_everywhere() -> None:
+    bare = AlignedBuffer.__new__(AlignedBuffer)
+    for use in (repr, len, memoryview, lambda b: b.release(), lambda b: b.address, lambda b: b.resize(1)):
+        with pytest.raises(TypeError, match="not initialized"):
+            use(bare)
+
+
+def test_buffers_are_not_picklable_or_copyable() -> None:
+    # Memory identity (the address) cannot survive a round trip; copy explicitly with bytes().
+    import copy
+    import pickle
+
+    buf = AlignedBuffer(8)
+    for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match="cannot pickle"):
+            attempt(buf)

@@ -1,7 +1,6 @@
 // memkit._core.buffers: AlignedBuffer.
 #include "pybind11.hpp"
 
-#include <cstdio>
 #include <memory>
 #include <new>
 #include <string>
@@ -142,6 +141,13 @@ void releasebuffer(PyObject* self, Py_buffer* /*view*/) noexcept {
     if (block != nullptr) block->unpin();
 }
 
+PyObject* repr(PinnableBlock& self) {
+    PinnableBlock::View v{};
+    if (self.view(v) != Status::ok) return PyUnicode_FromString("<AlignedBuffer released>");
+    return PyUnicode_FromFormat("<AlignedBuffer nbytes=%zu align=%zu address=%p>", v.size, v.align,
+                                static_cast<void*>(v.data));
+}
+
 // PyMethodDef/PyGetSetDef tables must outlive the type: static storage.
 PyMethodDef hot_methods[] = {
     fastcall::init<make_block>("__init__($self, /, nbytes, align=64, *, zero=True)\n--\n\n"
@@ -163,6 +169,7 @@ PyMethodDef hot_methods[] = {
     fastcall::positional<exit_>("__exit__",
                                 "__exit__($self, /, *exc_info)\n--\n\n"
                                 "Release the buffer (BufferError if it is still exported)."),
+    fastcall::noargs<repr>("__repr__", "__repr__($self, /)\n--\n\nReturn repr(self)."),
     fastcall::noargs<len_method>("__len__", "__len__($self, /)\n--\n\nReturn len(self), the size in bytes."),
     fastcall::end(),
 };
@@ -207,14 +214,6 @@ Example:
     ...     buf.address % 64, len(buf)
     (0, 4096)
 )doc");
-    cls.def("__repr__", [](const PinnableBlock& self) {
-        PinnableBlock::View v{};
-        if (self.view(v) != Status::ok) return std::string("<AlignedBuffer released>");
-        char address[2 + 2 * sizeof(void*) + 1];
-        std::snprintf(address, sizeof(address), "%p", static_cast<void*>(v.data));
-        return "<AlignedBuffer nbytes=" + std::to_string(v.size) + " align=" + std::to_string(v.align) +
-               " address=" + address + ">";
-    });
     fastcall::add_methods(cls, hot_methods);
     fastcall::add_getters(cls, hot_getters);
     fastcall::set_init<make_block>(cls);
