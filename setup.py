@@ -18,6 +18,8 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
 SOURCES = sorted(glob("csrc/**/*.cpp", recursive=True))
+# setuptools does not scan #includes: without these, an edited header leaves stale objects.
+HEADERS = sorted(glob("csrc/**/*.hpp", recursive=True))
 
 sanitize = "" if sys.platform == "win32" else os.environ.get("MEMKIT_SANITIZE", "").strip()
 compile_args: list[str] = []
@@ -41,6 +43,7 @@ macros += [
 ext = Pybind11Extension(
     "memkit._core",
     SOURCES,
+    depends=HEADERS,
     cxx_std=17,
     include_dirs=["csrc"],
     extra_compile_args=compile_args,

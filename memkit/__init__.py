@@ -15,11 +15,27 @@ See ``python -m memkit --help`` and the docs/ folder.
 from __future__ import annotations
 
 from ._version import __version__
-from .buffers import MAX_ALIGN, AlignedBuffer, aligned_empty, aligned_zeros, owner_of
+from .buffers import (
+    MAX_ALIGN,
+    AlignedBuffer,
+    Arena,
+    ArenaBuffer,
+    ArenaScope,
+    BufferPool,
+    PooledBuffer,
+    aligned_empty,
+    aligned_zeros,
+    owner_of,
+)
 
 __all__ = [
     "MAX_ALIGN",
     "AlignedBuffer",
+    "Arena",
+    "ArenaBuffer",
+    "ArenaScope",
+    "BufferPool",
+    "PooledBuffer",
     "__version__",
     "aligned_empty",
     "aligned_zeros",

@@ -1,9 +1,14 @@
-"""memkit.buffers: aligned memory.
+"""memkit.buffers: aligned memory, arenas and pools.
 
 ``AlignedBuffer`` owns memory at an address that is a multiple of a power of two, exposes
 it through the buffer protocol without copying, and refuses (``BufferError``) to free or
 move memory that a view still points into. ``aligned_empty`` / ``aligned_zeros`` put a
 NumPy array on such memory.
+
+``Arena`` is a bump allocator whose ``scope()`` and ``reset()`` free everything at once;
+``BufferPool`` lends reusable buffers by size class. Both hand out buffer-protocol handles
+(``ArenaBuffer``, ``PooledBuffer``) under the same rule: nothing is freed or reused while a
+view of it is alive.
 """
 
 from __future__ import annotations
@@ -20,9 +25,25 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["MAX_ALIGN", "AlignedBuffer", "aligned_empty", "aligned_zeros", "owner_of"]
+__all__ = [
+    "MAX_ALIGN",
+    "AlignedBuffer",
+    "Arena",
+    "ArenaBuffer",
+    "ArenaScope",
+    "BufferPool",
+    "PooledBuffer",
+    "aligned_empty",
+    "aligned_zeros",
+    "owner_of",
+]
 
 AlignedBuffer = _buffers.AlignedBuffer
+Arena = _buffers.Arena
+ArenaBuffer = _buffers.ArenaBuffer
+ArenaScope = _buffers.ArenaScope
+BufferPool = _buffers.BufferPool
+PooledBuffer = _buffers.PooledBuffer
 #: The largest alignment AlignedBuffer accepts (1 GiB).
 MAX_ALIGN: int = _buffers.MAX_ALIGN
 

@@ -8,6 +8,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     m.doc() = "memkit's C++ core. Import the public names from `memkit`, not from here.";
     auto buffers = m.def_submodule("buffers", "Aligned memory.");
     memkit::bindings::register_buffers(buffers);
+    memkit::bindings::register_arena(buffers);
+    memkit::bindings::register_pool(buffers);
     auto info = m.def_submodule("info", "How this extension was built and the machine it runs on.");
     memkit::bindings::register_info(info);
     auto testing = m.def_submodule("_testing", "Private helpers for memkit's own tests and benchmarks.");

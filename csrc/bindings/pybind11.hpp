@@ -13,6 +13,8 @@ namespace memkit::bindings {
 
 // One register function per area; module.cpp calls them in order.
 void register_buffers(py::module_& m);
+void register_arena(py::module_& m);
+void register_pool(py::module_& m);
 void register_info(py::module_& m);
 void register_testing(py::module_& m);
 
@@ -41,6 +43,11 @@ inline std::string repr_of(PyObject* obj) {
 // TypeError for other types, ValueError when negative, OverflowError past PY_SSIZE_T_MAX.
 // Every message names the argument and the value received.
 inline std::size_t to_size(PyObject* obj, const char* name) {
+    if (PyLong_CheckExact(obj)) {  // the common case, without PyNumber_Index's new reference
+        const Py_ssize_t n = PyLong_AsSsize_t(obj);
+        if (n >= 0) return static_cast<std::size_t>(n);
+        if (n == -1 && PyErr_Occurred()) PyErr_Clear();  // overflow: the general path explains it
+    }
     if (!PyIndex_Check(obj)) {
         raise(PyExc_TypeError, std::string(name) + " must be an int, got " + Py_TYPE(obj)->tp_name);
     }
