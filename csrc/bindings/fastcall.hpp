@@ -22,6 +22,7 @@
 #include "pybind11.hpp"
 
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -242,6 +243,16 @@ inline void set_buffer_procs(py::handle cls, getbufferproc get, releasebufferpro
 
 namespace detail {
 
+// Whether the keyword `key` (a str) spells `name`. Keywords are almost always compact
+// ASCII, compared here without PyUnicode_CompareWithASCIIString's call and conversions.
+inline bool keyword_is(PyObject* key, const char* name) noexcept {
+    if (PyUnicode_IS_COMPACT_ASCII(key)) {
+        const auto len = static_cast<std::size_t>(PyUnicode_GET_LENGTH(key));
+        return std::strlen(name) == len && std::memcmp(PyUnicode_DATA(key), name, len) == 0;
+    }
+    return PyUnicode_CompareWithASCIIString(key, name) == 0;
+}
+
 // Puts one keyword argument into `out` at its parameter's position. False with TypeError
 // set when no parameter has that name or the parameter already has a value.
 template <std::size_t N>
@@ -252,7 +263,7 @@ bool assign_keyword(const char* fname, PyObject* key, PyObject* value, const cha
         return false;
     }
     for (std::size_t i = 0; i < N; ++i) {
-        if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+        if (keyword_is(key, names[i])) {
             if (out[i] != nullptr) {
                 PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname,
                              names[i]);
