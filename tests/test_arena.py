@@ -578,3 +578,33 @@ class ArenaScopes(RuleBasedStateMachine):
 
 TestArenaScopes = ArenaScopes.TestCase
 TestArenaScopes.settings = settings(max_examples=80, stateful_step_count=40, deadline=None)
+
+
+def test_interleaved_scopes_from_two_threads_release_safely() -> None:
+    import threading
+
+    arena = Arena()
+    outer = arena.scope()
+    outer.__enter__()
+    entered = threading.Event()
+    closed = threading.Event()
+    seen: list[str] = []
+
+    def other() -> None:
+        with arena.scope():
+            buf = arena.alloc(8)
+            entered.set()
+            closed.wait(5)
+            try:
+                len(buf)
+            except ValueError:
+                seen.append("released")
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert entered.wait(5)
+    outer.close()  # ends the other thread's inner scope too
+    closed.set()
+    t.join()
+    assert seen == ["released"]
+    assert arena.depth == 0
