@@ -15,6 +15,15 @@ See ``python -m memkit --help`` and the docs/ folder.
 from __future__ import annotations
 
 from ._version import __version__
+from .atomic import (
+    CACHE_PAD,
+    AtomicBool,
+    AtomicInt,
+    AtomicIntArray,
+    Ordering,
+    ShardedCounter,
+    cache_line_size,
+)
 from .buffers import (
     MAX_ALIGN,
     AlignedBuffer,
@@ -29,15 +38,22 @@ from .buffers import (
 )
 
 __all__ = [
+    "CACHE_PAD",
     "MAX_ALIGN",
     "AlignedBuffer",
     "Arena",
     "ArenaBuffer",
     "ArenaScope",
+    "AtomicBool",
+    "AtomicInt",
+    "AtomicIntArray",
     "BufferPool",
+    "Ordering",
     "PooledBuffer",
+    "ShardedCounter",
     "__version__",
     "aligned_empty",
     "aligned_zeros",
+    "cache_line_size",
     "owner_of",
 ]

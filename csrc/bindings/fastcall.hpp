@@ -114,6 +114,20 @@ PyObject* call_fast_kw(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
 }
 
 template <auto Fn>
+PyObject* call_onearg_self(PyObject* self, PyObject* arg) noexcept {
+    auto* obj = self_as<self_type<Fn>>(self);
+    if (obj == nullptr) return nullptr;
+    return guarded<PyObject*>(nullptr, [&] { return Fn(*obj, self, arg); });
+}
+
+template <auto Fn>
+PyObject* call_fast_kw_self(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+    auto* obj = self_as<self_type<Fn>>(self);
+    if (obj == nullptr) return nullptr;
+    return guarded<PyObject*>(nullptr, [&] { return Fn(*obj, self, args, nargs, kwnames); });
+}
+
+template <auto Fn>
 PyObject* call_getter(PyObject* self, void* /*closure*/) noexcept {
     auto* obj = self_as<self_type<Fn>>(self);
     if (obj == nullptr) return nullptr;
@@ -159,6 +173,19 @@ template <auto Fn>
 PyMethodDef keywords(const char* name, const char* doc) noexcept {
     return {name, detail::as_cfunction(&detail::call_fast_kw<Fn>), METH_FASTCALL | METH_KEYWORDS,
             doc};
+}
+
+// `Fn(T&, PyObject* self, PyObject* arg)`: METH_O for methods that need `self` itself
+// (to return it, or to make objects that keep it alive).
+template <auto Fn>
+PyMethodDef onearg_self(const char* name, const char* doc) noexcept {
+    return {name, detail::as_cfunction(&detail::call_onearg_self<Fn>), METH_O, doc};
+}
+
+// `Fn(T&, PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames)`.
+template <auto Fn>
+PyMethodDef keywords_self(const char* name, const char* doc) noexcept {
+    return {name, detail::as_cfunction(&detail::call_fast_kw_self<Fn>), METH_FASTCALL | METH_KEYWORDS, doc};
 }
 
 // `Fn(T&) -> PyObject*` as a read-only attribute.

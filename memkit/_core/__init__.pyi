@@ -1,5 +1,6 @@
 """memkit's compiled core: one submodule per area. Import public names from `memkit`."""
 
 from . import _testing as _testing
+from . import atomic as atomic
 from . import buffers as buffers
 from . import info as info
