@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import multiprocessing
 import sys
@@ -350,7 +351,7 @@ def test_padding_distances(padded: bool) -> None:
     stride = CACHE_PAD if padded else 8
     assert arr.stride == stride and arr.padded is padded
     addresses = [arr.address_of(i) for i in range(8)]
-    assert all(b - a == stride for a, b in zip(addresses, addresses[1:]))
+    assert all(b - a == stride for a, b in itertools.pairwise(addresses))
     assert addresses[0] % CACHE_PAD == 0  # owned memory starts on a padding unit
 
 
