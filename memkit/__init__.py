@@ -36,6 +36,19 @@ from .buffers import (
     aligned_zeros,
     owner_of,
 )
+from .cell import (
+    BorrowError,
+    BorrowMutError,
+    BorrowStateError,
+    Cell,
+    OnceCell,
+    Ref,
+    RefCell,
+    RefMut,
+    debug_borrows,
+)
+from .cow import Cow
+from .guard import ScopeGuard, defer, on_error, on_success, restoring, restoring_item
 
 __all__ = [
     "CACHE_PAD",
@@ -47,13 +60,29 @@ __all__ = [
     "AtomicBool",
     "AtomicInt",
     "AtomicIntArray",
+    "BorrowError",
+    "BorrowMutError",
+    "BorrowStateError",
     "BufferPool",
+    "Cell",
+    "Cow",
+    "OnceCell",
     "Ordering",
     "PooledBuffer",
+    "Ref",
+    "RefCell",
+    "RefMut",
+    "ScopeGuard",
     "ShardedCounter",
     "__version__",
     "aligned_empty",
     "aligned_zeros",
     "cache_line_size",
+    "debug_borrows",
+    "defer",
+    "on_error",
+    "on_success",
     "owner_of",
+    "restoring",
+    "restoring_item",
 ]

@@ -3,4 +3,5 @@
 from . import _testing as _testing
 from . import atomic as atomic
 from . import buffers as buffers
+from . import cell as cell
 from . import info as info

@@ -1,0 +1,70 @@
+// Unit tests of csrc/core/borrow.hpp: Rust's borrow rules, and that racing threads never
+// both win conflicting borrows.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "core/borrow.hpp"
+
+namespace {
+
+using memkit::core::BorrowFlag;
+
+TEST(BorrowFlag, SharedBorrowsStack) {
+    BorrowFlag f;
+    EXPECT_EQ(f.state(), BorrowFlag::State::unborrowed);
+    EXPECT_TRUE(f.try_shared());
+    EXPECT_TRUE(f.try_shared());
+    EXPECT_EQ(f.state(), BorrowFlag::State::shared);
+    EXPECT_EQ(f.count(), 2);
+    EXPECT_FALSE(f.try_exclusive());
+    f.end_shared();
+    EXPECT_FALSE(f.try_exclusive());
+    f.end_shared();
+    EXPECT_TRUE(f.try_exclusive());
+}
+
+TEST(BorrowFlag, ExclusiveExcludesEverything) {
+    BorrowFlag f;
+    ASSERT_TRUE(f.try_exclusive());
+    EXPECT_EQ(f.state(), BorrowFlag::State::exclusive);
+    EXPECT_EQ(f.count(), 1);
+    EXPECT_FALSE(f.try_shared());
+    EXPECT_FALSE(f.try_exclusive());
+    f.end_exclusive();
+    EXPECT_EQ(f.state(), BorrowFlag::State::unborrowed);
+    EXPECT_TRUE(f.try_shared());
+}
+
+TEST(BorrowFlag, RacingThreadsNeverHoldConflictingBorrows) {
+    BorrowFlag f;
+    std::atomic<int> writers{0};
+    std::atomic<int> readers{0};
+    std::atomic<bool> violated{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 20000; ++i) {
+                if ((i + t) % 3 == 0) {
+                    if (f.try_exclusive()) {
+                        if (writers.fetch_add(1) != 0 || readers.load() != 0) violated = true;
+                        writers.fetch_sub(1);
+                        f.end_exclusive();
+                    }
+                } else if (f.try_shared()) {
+                    readers.fetch_add(1);
+                    if (writers.load() != 0) violated = true;
+                    readers.fetch_sub(1);
+                    f.end_shared();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_FALSE(violated.load());
+    EXPECT_EQ(f.state(), BorrowFlag::State::unborrowed);
+}
+
+}  // namespace
