@@ -17,7 +17,13 @@ namespace memkit::bindings {
 
 namespace {
 
-using core::BorrowFlag;
+#if defined(Py_GIL_DISABLED)
+using BorrowFlag = core::BasicBorrowFlag<true>;
+#else
+// With the GIL every borrow and release runs start to end under it (none releases it), so
+// the flag needs no atomic instructions: racing threads are serialised by the GIL itself.
+using BorrowFlag = core::BasicBorrowFlag<false>;
+#endif
 
 PyObject* borrow_state_error = nullptr;  // memkit.cell.BorrowStateError(RuntimeError)
 PyObject* borrow_error = nullptr;        // BorrowError: borrow() while mutably borrowed
@@ -396,6 +402,21 @@ int ref_set_value(PyObject* /*self*/, PyObject* /*value*/, void*) noexcept {
     return -1;
 }
 
+// `g.value` is the whole point of a guard, read and written once or twice per borrow: a
+// getattro/setattro that recognises the interned name skips the type lookup and the
+// descriptor protocol; every other attribute takes the generic path.
+PyObject* value_name = nullptr;  // interned "value"
+
+PyObject* guard_getattro(PyObject* self, PyObject* name) noexcept {
+    if (name == value_name) return guard_get_value(self, nullptr);
+    return PyObject_GenericGetAttr(self, name);
+}
+
+int refmut_setattro(PyObject* self, PyObject* name, PyObject* value) noexcept {
+    if (name == value_name) return refmut_set_value(self, value, nullptr);
+    return PyObject_GenericSetAttr(self, name, value);
+}
+
 PyObject* guard_get_released(PyObject* self, void*) noexcept {
     return PyBool_FromLong(as_guard(self)->cell == nullptr ? 1 : 0);
 }
@@ -451,6 +472,7 @@ PyGetSetDef refmut_getters[] = {
 
 PyType_Slot ref_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(&guard_dealloc)},
+    {Py_tp_getattro, reinterpret_cast<void*>(&guard_getattro)},
     {Py_tp_traverse, reinterpret_cast<void*>(&guard_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(&guard_clear)},
     {Py_tp_repr, reinterpret_cast<void*>(&guard_repr)},
@@ -463,6 +485,8 @@ PyType_Slot ref_slots[] = {
 
 PyType_Slot refmut_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(&guard_dealloc)},
+    {Py_tp_getattro, reinterpret_cast<void*>(&guard_getattro)},
+    {Py_tp_setattro, reinterpret_cast<void*>(&refmut_setattro)},
     {Py_tp_traverse, reinterpret_cast<void*>(&guard_traverse)},
     {Py_tp_clear, reinterpret_cast<void*>(&guard_clear)},
     {Py_tp_repr, reinterpret_cast<void*>(&guard_repr)},
@@ -653,6 +677,8 @@ PyObject* make_error(const char* name, const char* doc, PyObject* base) {
 }  // namespace
 
 void register_cell(py::module_& m) {
+    value_name = PyUnicode_InternFromString("value");  // kept for the interpreter's life
+    if (value_name == nullptr) throw py::error_already_set();
     borrow_state_error = make_error("memkit.cell.BorrowStateError",
                                     "A RefCell borrow conflicted with one outstanding (Rust would panic).",
                                     PyExc_RuntimeError);

@@ -9,10 +9,40 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace memkit::core {
 
-class BorrowFlag {
+// std::atomic's interface over a plain integer, for owners that already serialise every
+// access (CPython's GIL): the same code, without lock-prefixed instructions.
+struct UnsyncedWord {
+    std::int64_t v = 0;
+    std::int64_t load(std::memory_order) const noexcept { return v; }
+    void store(std::int64_t x, std::memory_order) noexcept { v = x; }
+    std::int64_t fetch_sub(std::int64_t x, std::memory_order) noexcept {
+        const std::int64_t old = v;
+        v -= x;
+        return old;
+    }
+    bool compare_exchange(std::int64_t& expected, std::int64_t desired) noexcept {
+        if (v != expected) {
+            expected = v;
+            return false;
+        }
+        v = desired;
+        return true;
+    }
+    bool compare_exchange_weak(std::int64_t& e, std::int64_t d, std::memory_order, std::memory_order) noexcept {
+        return compare_exchange(e, d);
+    }
+    bool compare_exchange_strong(std::int64_t& e, std::int64_t d, std::memory_order, std::memory_order) noexcept {
+        return compare_exchange(e, d);
+    }
+};
+
+// Synchronised = false is only for callers that serialise every call themselves.
+template <bool Synchronised>
+class BasicBorrowFlag {
 public:
     static constexpr std::int64_t kExclusive = -1;
     static constexpr std::int64_t kMaxShared = std::numeric_limits<std::int64_t>::max() - 1;
@@ -53,7 +83,9 @@ public:
     }
 
 private:
-    std::atomic<std::int64_t> flag_{0};
+    std::conditional_t<Synchronised, std::atomic<std::int64_t>, UnsyncedWord> flag_{};
 };
+
+using BorrowFlag = BasicBorrowFlag<true>;
 
 }  // namespace memkit::core
