@@ -38,6 +38,18 @@ TEST(BorrowFlag, ExclusiveExcludesEverything) {
     EXPECT_TRUE(f.try_shared());
 }
 
+TEST(BorrowFlag, UnsynchronisedFlagFollowsTheSameRules) {
+    memkit::core::BasicBorrowFlag<false> f;  // what GIL builds use: same rules, no atomics
+    EXPECT_TRUE(f.try_shared());
+    EXPECT_FALSE(f.try_exclusive());
+    f.end_shared();
+    EXPECT_TRUE(f.try_exclusive());
+    EXPECT_FALSE(f.try_shared());
+    EXPECT_EQ(f.count(), 1);
+    f.end_exclusive();
+    EXPECT_EQ(f.state(), memkit::core::BasicBorrowFlag<false>::State::unborrowed);
+}
+
 TEST(BorrowFlag, RacingThreadsNeverHoldConflictingBorrows) {
     BorrowFlag f;
     std::atomic<int> writers{0};
