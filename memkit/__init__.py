@@ -49,6 +49,7 @@ from .cell import (
 )
 from .cow import Cow
 from .guard import ScopeGuard, defer, on_error, on_success, restoring, restoring_item
+from .sync import Condvar, Mutex, MutexGuard, PoisonError, ReadGuard, RwLock, WriteGuard, lock_all
 
 __all__ = [
     "CACHE_PAD",
@@ -65,21 +66,29 @@ __all__ = [
     "BorrowStateError",
     "BufferPool",
     "Cell",
+    "Condvar",
     "Cow",
+    "Mutex",
+    "MutexGuard",
     "OnceCell",
     "Ordering",
+    "PoisonError",
     "PooledBuffer",
+    "ReadGuard",
     "Ref",
     "RefCell",
     "RefMut",
+    "RwLock",
     "ScopeGuard",
     "ShardedCounter",
+    "WriteGuard",
     "__version__",
     "aligned_empty",
     "aligned_zeros",
     "cache_line_size",
     "debug_borrows",
     "defer",
+    "lock_all",
     "on_error",
     "on_success",
     "owner_of",

@@ -148,7 +148,7 @@ def test_restoring_sets_now_and_restores_on_exit_and_exception() -> None:
     assert ns.level == 1
     with pytest.raises(ZeroDivisionError):
         with restoring(ns, "level", 9):
-            1 / 0  # noqa: B018
+            _ = 1 / 0
     assert ns.level == 1
 
 

@@ -22,6 +22,8 @@
 
 #include "pybind11.hpp"
 
+#include "freelist.hpp"
+
 #include <cstddef>
 #include <mutex>
 #include <string>
@@ -227,33 +229,12 @@ py::object make_handle_type(const char* qualname, const char* doc, destructor de
     return py::reinterpret_steal<py::object>(type);
 }
 
-// Recently freed handle objects, reused by new_handle: handles are created and dropped in
-// tight loops (an arena allocation per request), and skipping pymalloc for them is a fifth
-// of an allocation's cost. Only with the GIL, which serialises every access to the list.
-template <class Obj>
-struct HandleFreeList {
-#if defined(Py_GIL_DISABLED)
-    static Obj* pop() noexcept { return nullptr; }
-    static bool push(Obj*) noexcept { return false; }
-#else
-    static constexpr int kCapacity = 128;
-    static inline Obj* items[kCapacity];
-    static inline int size = 0;
-    static Obj* pop() noexcept { return size > 0 ? items[--size] : nullptr; }
-    static bool push(Obj* obj) noexcept {
-        if (size == kCapacity) return false;
-        items[size++] = obj;
-        return true;
-    }
-#endif
-};
-
 // A new handle of `type` (which make_handle_type made for Obj) owned by `owner`; fields
 // past the HandleBuffer part are left for the caller. nullptr with MemoryError on failure.
 template <class Obj>
 Obj* new_handle(PyTypeObject* type, PyObject* owner, std::byte* data, Py_ssize_t nbytes,
                 std::size_t align) noexcept {
-    Obj* obj = HandleFreeList<Obj>::pop();
+    Obj* obj = FreeList<Obj, 0, 128>::pop();
     if (obj == nullptr) obj = static_cast<Obj*>(PyObject_Malloc(sizeof(Obj)));
     if (obj == nullptr) {
         PyErr_NoMemory();
@@ -275,7 +256,7 @@ template <class Obj>
 void free_handle(Obj* obj) noexcept {
     PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(obj));
     PyObject* owner = obj->base.owner;
-    if (!HandleFreeList<Obj>::push(obj)) PyObject_Free(obj);
+    if (!FreeList<Obj, 0, 128>::push(obj)) PyObject_Free(obj);
     Py_DECREF(owner);
     Py_DECREF(type);
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../core/borrow.hpp"
+#include "freelist.hpp"
 #include "handle_buffer.hpp"  // OwnerMutex
 
 namespace memkit::bindings {
@@ -299,28 +300,9 @@ struct GuardObject {
 
 GuardObject* as_guard(PyObject* o) noexcept { return reinterpret_cast<GuardObject*>(o); }
 
-// Free lists (GIL builds): a borrow per call makes guards the most created memkit object.
-template <int Which>
-struct GuardFreeList {
-#if defined(Py_GIL_DISABLED)
-    static GuardObject* pop() noexcept { return nullptr; }
-    static bool push(GuardObject*) noexcept { return false; }
-#else
-    static constexpr int kCapacity = 64;
-    static inline GuardObject* items[kCapacity];
-    static inline int size = 0;
-    static GuardObject* pop() noexcept { return size > 0 ? items[--size] : nullptr; }
-    static bool push(GuardObject* g) noexcept {
-        if (size == kCapacity) return false;
-        items[size++] = g;
-        return true;
-    }
-#endif
-};
-
 PyObject* new_guard(PyObject* cell, bool exclusive) noexcept {
     PyTypeObject* type = exclusive ? refmut_type : ref_type;
-    GuardObject* g = exclusive ? GuardFreeList<1>::pop() : GuardFreeList<0>::pop();
+    GuardObject* g = exclusive ? FreeList<GuardObject, 1>::pop() : FreeList<GuardObject, 0>::pop();
     if (g != nullptr) {
         PyObject_Init(reinterpret_cast<PyObject*>(g), type);  // takes a reference to the type
     } else {
@@ -364,7 +346,7 @@ void guard_dealloc(PyObject* self) noexcept {
     GuardObject* g = as_guard(self);
     PyObject_GC_UnTrack(self);
     guard_release(g);  // collection ends the borrow, like Rust's drop
-    const bool recycled = g->exclusive ? GuardFreeList<1>::push(g) : GuardFreeList<0>::push(g);
+    const bool recycled = g->exclusive ? FreeList<GuardObject, 1>::push(g) : FreeList<GuardObject, 0>::push(g);
     if (!recycled) type->tp_free(self);
     Py_DECREF(type);
 }

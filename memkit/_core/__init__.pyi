@@ -5,3 +5,4 @@ from . import atomic as atomic
 from . import buffers as buffers
 from . import cell as cell
 from . import info as info
+from . import sync as sync
