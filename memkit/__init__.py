@@ -15,6 +15,7 @@ See ``python -m memkit --help`` and the docs/ folder.
 from __future__ import annotations
 
 from ._version import __version__
+from .alloc import AllocStats
 from .atomic import (
     CACHE_PAD,
     AtomicBool,
@@ -55,6 +56,7 @@ __all__ = [
     "CACHE_PAD",
     "MAX_ALIGN",
     "AlignedBuffer",
+    "AllocStats",
     "Arena",
     "ArenaBuffer",
     "ArenaScope",

@@ -18,6 +18,7 @@ void register_pool(py::module_& m);
 void register_atomic(py::module_& m);
 void register_cell(py::module_& m);
 void register_sync(py::module_& m);
+void register_alloc(py::module_& m);
 void register_info(py::module_& m);
 void register_testing(py::module_& m);
 

@@ -1,0 +1,155 @@
+// memkit._core.alloc: the allocator hook's Python face (csrc/hook/hook.hpp), plus private
+// helpers that make exact-size allocations in a chosen domain for memkit's own tests.
+#include "pybind11.hpp"
+
+#include <atomic>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../hook/hook.hpp"
+
+namespace memkit::bindings {
+
+namespace {
+
+py::dict as_dict(const hook::Counters& c) {
+    py::dict d;
+    d["allocations"] = c.allocations;
+    d["frees"] = c.frees;
+    d["reallocs"] = c.reallocs;
+    d["current_bytes"] = c.current_bytes;
+    d["peak_bytes"] = c.peak_bytes;
+    d["total_bytes"] = c.total_bytes;
+    return d;
+}
+
+hook::Domain to_domain(const std::string& name) {
+    if (name == "raw") return hook::kRaw;
+    if (name == "mem") return hook::kMem;
+    if (name == "object") return hook::kObj;
+    raise(PyExc_ValueError, "domain must be 'raw', 'mem' or 'object', got " + name);
+}
+
+std::uintptr_t test_allocate(const std::string& domain, py::handle nbytes) {
+    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
+    void* p = nullptr;
+    switch (to_domain(domain)) {
+        case hook::kRaw: p = PyMem_RawMalloc(n); break;
+        case hook::kMem: p = PyMem_Malloc(n); break;
+        default: p = PyObject_Malloc(n); break;
+    }
+    if (p == nullptr) {
+        PyErr_NoMemory();
+        throw py::error_already_set();
+    }
+    return reinterpret_cast<std::uintptr_t>(p);
+}
+
+std::uintptr_t test_realloc(const std::string& domain, std::uintptr_t address, py::handle nbytes) {
+    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
+    void* old = reinterpret_cast<void*>(address);
+    void* p = nullptr;
+    switch (to_domain(domain)) {
+        case hook::kRaw: p = PyMem_RawRealloc(old, n); break;
+        case hook::kMem: p = PyMem_Realloc(old, n); break;
+        default: p = PyObject_Realloc(old, n); break;
+    }
+    if (p == nullptr) {
+        PyErr_NoMemory();
+        throw py::error_already_set();
+    }
+    return reinterpret_cast<std::uintptr_t>(p);
+}
+
+void test_free(const std::string& domain, std::uintptr_t address) {
+    void* p = reinterpret_cast<void*>(address);
+    switch (to_domain(domain)) {
+        case hook::kRaw: PyMem_RawFree(p); break;
+        case hook::kMem: PyMem_Free(p); break;
+        default: PyObject_Free(p); break;
+    }
+}
+
+// `nthreads` OS threads each allocate and free `iterations` raw-domain blocks of varying
+// size without the GIL (what C extensions may do), holding a few at a time. Returns the
+// number of allocations made. The GIL is released meanwhile, so Python threads may
+// install and uninstall the hook while these run.
+std::uint64_t raw_churn(std::size_t nthreads, std::size_t iterations) {
+    std::atomic<std::uint64_t> made{0};
+    {
+        py::gil_scoped_release unlocked;
+        std::vector<std::thread> threads;
+        for (std::size_t t = 0; t < nthreads; ++t) {
+            threads.emplace_back([&made, iterations, t] {
+                std::minstd_rand rng(static_cast<unsigned>(t + 1));
+                void* held[8] = {};
+                for (std::size_t i = 0; i < iterations; ++i) {
+                    const std::size_t slot = i % 8;
+                    if (held[slot] != nullptr) {
+                        if (rng() % 3 == 0) {
+                            void* grown = PyMem_RawRealloc(held[slot], 1 + rng() % 3000);
+                            if (grown != nullptr) held[slot] = grown;
+                        }
+                        PyMem_RawFree(held[slot]);
+                    }
+                    held[slot] = PyMem_RawMalloc(1 + rng() % 2000);
+                    if (held[slot] != nullptr) {
+                        static_cast<unsigned char*>(held[slot])[0] = 1;  // touch it
+                        made.fetch_add(1, std::memory_order_relaxed);
+                    }
+                }
+                for (void* p : held) PyMem_RawFree(p);
+            });
+        }
+        for (std::thread& t : threads) t.join();
+    }
+    return made.load();
+}
+
+}  // namespace
+
+void register_alloc(py::module_& m) {
+    m.def(
+        "install",
+        [] {
+            if (!hook::install()) throw py::error_already_set();
+        },
+        "Start counting allocations in every domain (idempotent).");
+    m.def(
+        "uninstall",
+        [] {
+            if (!hook::uninstall()) throw py::error_already_set();
+        },
+        "Stop counting (RuntimeError if another hook sits on top of memkit's).");
+    m.def("installed", &hook::installed, "Whether memkit is counting allocations.");
+    m.def("reset_peak", &hook::reset_peak, "Set every peak to the current live bytes.");
+    m.def(
+        "stats",
+        [] {
+            // Read every counter before making any Python object: building the dicts
+            // allocates, and those allocations must not land between the readings.
+            const hook::Counters total = hook::totals();
+            const hook::Counters raw = hook::domain_totals(hook::kRaw);
+            const hook::Counters mem = hook::domain_totals(hook::kMem);
+            const hook::Counters obj = hook::domain_totals(hook::kObj);
+            py::dict out = as_dict(total);
+            py::dict by_domain;
+            by_domain["raw"] = as_dict(raw);
+            by_domain["mem"] = as_dict(mem);
+            by_domain["object"] = as_dict(obj);
+            out["by_domain"] = by_domain;
+            return out;
+        },
+        "The counters since install, as a dict (memkit.alloc.stats() wraps it in AllocStats).");
+    m.def("_allocate", &test_allocate, py::arg("domain"), py::arg("nbytes"),
+          "Private (tests): allocate exactly nbytes in a domain; returns the address.");
+    m.def("_realloc", &test_realloc, py::arg("domain"), py::arg("address"), py::arg("nbytes"),
+          "Private (tests): resize a block from _allocate.");
+    m.def("_free", &test_free, py::arg("domain"), py::arg("address"), "Private (tests): free a block from _allocate.");
+    m.def("_raw_churn", &raw_churn, py::arg("nthreads"), py::arg("iterations"),
+          "Private (tests): OS threads allocating and freeing raw-domain blocks without the GIL.");
+}
+
+}  // namespace memkit::bindings
