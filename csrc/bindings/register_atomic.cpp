@@ -110,7 +110,9 @@ struct CellMemory {
             raise(PyExc_ValueError, message);
         }
         auto* start = static_cast<std::byte*>(view.buf) + offset;
-        if (reinterpret_cast<std::uintptr_t>(start) % alignof(std::int64_t) != 0) {
+        // An empty array touches no memory, so its address need not be aligned (an empty
+        // bytearray's buffer is not, on 3.13).
+        if (span != 0 && reinterpret_cast<std::uintptr_t>(start) % alignof(std::int64_t) != 0) {
             const std::string message = std::string(what) + " must be 8-byte aligned: buffer address + offset " +
                                         std::to_string(offset) + " is not";
             PyBuffer_Release(&view);
