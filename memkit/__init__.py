@@ -15,7 +15,7 @@ See ``python -m memkit --help`` and the docs/ folder.
 from __future__ import annotations
 
 from ._version import __version__
-from .alloc import AllocStats
+from .alloc import AllocStats, MemoryLimitError, Tracker
 from .atomic import (
     CACHE_PAD,
     AtomicBool,
@@ -70,6 +70,7 @@ __all__ = [
     "Cell",
     "Condvar",
     "Cow",
+    "MemoryLimitError",
     "Mutex",
     "MutexGuard",
     "OnceCell",
@@ -83,6 +84,7 @@ __all__ = [
     "RwLock",
     "ScopeGuard",
     "ShardedCounter",
+    "Tracker",
     "WriteGuard",
     "__version__",
     "aligned_empty",

@@ -10,17 +10,34 @@ What is counted: every allocation CPython and extensions make through ``PyMem_*`
 ``malloc``/``mmap`` (NumPy's array data, for instance) and blocks allocated before
 ``install()`` (they are freed correctly, and their frees are not counted either).
 
-Scoped tracking (``track``), budgets (``limit``), the ``python -m memkit run`` command and
-the pytest plugin build on this layer (see docs/alloc.md for what exists today).
+``track()`` counts what a block of code allocates; ``limit()`` gives it a hard budget. The
+``python -m memkit run`` command and the pytest plugin will build on these (docs/alloc.md).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal
 
 from ._native import core as _core
 
-__all__ = ["AllocStats", "DomainStats", "install", "installed", "reset_peak", "stats", "uninstall"]
+__all__ = [
+    "AllocStats",
+    "DomainStats",
+    "Limit",
+    "MemoryLimitError",
+    "Tracker",
+    "install",
+    "installed",
+    "limit",
+    "parse_size",
+    "reset_peak",
+    "stats",
+    "track",
+    "uninstall",
+]
 
 _alloc = _core.alloc
 
@@ -113,3 +130,176 @@ def stats() -> AllocStats:
 def reset_peak() -> None:
     """Set every peak (total and per domain) to the current live bytes."""
     _alloc.reset_peak()
+
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a string: ``"64 MiB"``, ``"1.5 GB"``, ``"4096"``, ``"10 B"``.
+
+    KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB powers of 1000 (case-insensitive); a
+    bare number or ``B`` is bytes. Anything else - a negative number, another unit - is a
+    ``ValueError``; a type other than int or str is a ``TypeError``.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f"size must be an int or a string like '64 MiB', got {type(size).__name__}")
+    if isinstance(size, int):
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        return size
+    match = _SIZE.fullmatch(size)
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"size must be a number of bytes or like '64 MiB' / '1.5 GB', got {size!r}")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _threads_flag(threads: str) -> bool:
+    if threads not in ("current", "all"):
+        raise ValueError(f"threads must be 'current' or 'all', got {threads!r}")
+    return threads == "all"
+
+
+class Tracker:
+    """What a block of code allocates: a context manager made by :func:`track`.
+
+    ``allocations``, ``frees``, ``allocated_bytes``, ``freed_bytes``, ``net_bytes``
+    (allocated minus freed; negative when the block frees more than it allocates) and
+    ``peak_bytes`` (the high-water mark of ``net_bytes``) count the current thread's
+    allocations inside the block - or every thread's with ``threads="all"``. They can be
+    read during and after the block. Trackers nest: each counts everything inside it.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, threads: Literal["current", "all"] = "current", *, _limit: int = -1) -> None:
+        self._scope = _alloc._Scope(_limit, _threads_flag(threads))
+
+    def __enter__(self) -> Tracker:
+        install()
+        self._scope.begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._scope.end()
+
+    @property
+    def allocations(self) -> int:
+        """Blocks allocated inside the block."""
+        return int(self._scope.allocations)
+
+    @property
+    def frees(self) -> int:
+        """Counted blocks freed inside the block (blocks allocated before install are not)."""
+        return int(self._scope.frees)
+
+    @property
+    def allocated_bytes(self) -> int:
+        """Bytes allocated inside the block (realloc growth included)."""
+        return int(self._scope.allocated_bytes)
+
+    @property
+    def freed_bytes(self) -> int:
+        """Bytes freed inside the block (realloc shrinking included)."""
+        return int(self._scope.freed_bytes)
+
+    @property
+    def net_bytes(self) -> int:
+        """``allocated_bytes - freed_bytes``."""
+        return int(self._scope.net_bytes)
+
+    @property
+    def peak_bytes(self) -> int:
+        """The highest ``net_bytes`` reached inside the block."""
+        return int(self._scope.peak_bytes)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Tracker allocations={self.allocations} frees={self.frees} "
+            f"net_bytes={self.net_bytes} peak_bytes={self.peak_bytes}>"
+        )
+
+
+def track(threads: Literal["current", "all"] = "current") -> Tracker:
+    """Count what a block allocates (installs the hook if needed; it stays installed).
+
+    Example:
+        >>> import memkit.alloc as alloc
+        >>> with alloc.track() as t:
+        ...     data = [bytes(1000) for _ in range(100)]
+        >>> t.allocations >= 100 and t.net_bytes >= 100_000
+        True
+    """
+    return Tracker(threads)
+
+
+class MemoryLimitError(MemoryError):
+    """An allocation inside a :func:`limit` block would have gone over its budget.
+
+    ``limit`` is the budget, ``net_bytes`` what the block held when the allocation was
+    refused, and ``request`` the size it asked for.
+    """
+
+    def __init__(self, limit: int, net_bytes: int, request: int) -> None:
+        super().__init__(
+            f"memory budget of {limit} bytes exceeded: the block held {net_bytes} bytes and asked for {request} more"
+        )
+        self.limit = limit
+        self.net_bytes = net_bytes
+        self.request = request
+
+
+class Limit(Tracker):
+    """A :class:`Tracker` with a hard budget: made by :func:`limit`."""
+
+    __slots__ = ("max_bytes",)
+
+    def __init__(self, max_bytes: int, threads: Literal["current", "all"] = "current") -> None:
+        super().__init__(threads, _limit=max_bytes)
+        self.max_bytes = max_bytes
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        super().__exit__(exc_type, exc, tb)
+        refused = int(self._scope.refused)
+        if exc is not None and isinstance(exc, MemoryError) and not isinstance(exc, MemoryLimitError) and refused >= 0:
+            raise MemoryLimitError(self.max_bytes, self.net_bytes, refused) from exc
+
+
+def limit(max_bytes: int | str, threads: Literal["current", "all"] = "current") -> Limit:
+    """A memory budget for a block: an allocation that would take the block's net bytes past
+    ``max_bytes`` fails before it is made (a realloc is charged only its growth).
+
+    CPython turns the refused allocation into ``MemoryError`` where it happened; leaving the
+    block converts that into :class:`MemoryLimitError` (a ``MemoryError``) naming the limit,
+    the net bytes and the request. Code inside that catches the ``MemoryError`` carries on,
+    and the block then exits normally. ``max_bytes`` takes ints and strings like
+    ``"64 MiB"`` (see :func:`parse_size`). After the first refusal the block gets 1 MiB of
+    grace, so that raising and handling the error (tracebacks, frames) can still allocate.
+
+    Example:
+        >>> import memkit.alloc as alloc
+        >>> try:
+        ...     with alloc.limit("1 MiB"):
+        ...         data = bytearray(2 * 1024 * 1024)
+        ... except alloc.MemoryLimitError as exc:
+        ...     exc.limit, exc.request >= 2 * 1024 * 1024
+        (1048576, True)
+    """
+    return Limit(parse_size(max_bytes), threads)

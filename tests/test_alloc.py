@@ -224,3 +224,128 @@ def test_reallocs_that_move_blocks_leave_no_stale_headers(domain: str) -> None:
     alloc.uninstall()
     for address in live:
         _alloc._free(domain, address)
+
+
+# ---- track and limit ----------------------------------------------------------------------------
+
+
+def tracked_net(nbytes: int, domain: str = "raw") -> int:
+    with alloc.track() as t:
+        address = _alloc._allocate(domain, nbytes)
+    _alloc._free(domain, address)
+    return t.net_bytes
+
+
+def test_tracker_counts_are_exact_by_difference() -> None:
+    tracked_net(100)  # warm up: the first run makes one-time allocations
+    # Everything but the helper's block is identical in two runs, so the difference is exact.
+    assert tracked_net(1100) - tracked_net(100) == 1000
+    tracked_net(4000, "object")
+    assert tracked_net(5000, "object") - tracked_net(4000, "object") == 1000
+    alloc.uninstall()
+
+
+def test_tracker_fields_and_nesting() -> None:
+    with alloc.track() as outer:
+        with alloc.track() as inner:
+            a = _alloc._allocate("raw", 3000)
+        _alloc._free("raw", a)
+    assert inner.allocations >= 1 and inner.allocated_bytes >= 3000 and inner.peak_bytes >= 3000
+    assert outer.frees >= 1 and outer.freed_bytes >= 3000
+    assert outer.net_bytes == outer.allocated_bytes - outer.freed_bytes
+    assert outer.peak_bytes >= inner.peak_bytes
+    assert "Tracker allocations=" in repr(outer)
+    alloc.uninstall()
+
+
+def test_tracker_current_thread_ignores_other_threads_and_all_sees_them() -> None:
+    def allocate_elsewhere() -> None:
+        a = _alloc._allocate("raw", 50_000)
+        _alloc._allocate("raw", 0)
+        _alloc._free("raw", a)
+
+    with alloc.track() as mine, alloc.track(threads="all") as everyone:
+        t = threading.Thread(target=allocate_elsewhere)
+        t.start()
+        t.join()
+    assert mine.allocated_bytes < 50_000
+    assert everyone.allocated_bytes >= 50_000
+    alloc.uninstall()
+
+
+def block_of(nbytes: int) -> None:
+    data = bytearray(nbytes)  # a refused allocation raises MemoryError right here
+    del data
+
+
+def test_limit_boundary_is_exact() -> None:
+    # A budget of exactly the block's peak passes; one byte less fails. The tracker and the
+    # budget account identically, so the tracked peak is the exact boundary.
+    with alloc.track():
+        block_of(4096)  # warm up
+    with alloc.track() as t:
+        block_of(4096)
+    peak = t.peak_bytes
+    with alloc.limit(peak) as lim:
+        block_of(4096)
+    assert lim.peak_bytes == peak
+    with pytest.raises(alloc.MemoryLimitError) as info:
+        with alloc.limit(peak - 1):
+            block_of(4096)
+    assert info.value.limit == peak - 1
+    assert info.value.net_bytes + info.value.request > peak - 1
+    alloc.uninstall()
+
+
+def test_limit_realloc_is_charged_only_its_growth() -> None:
+    address = _alloc._allocate("raw", 10_000)
+    try:
+        with alloc.limit(5_000):
+            address = _alloc._realloc("raw", address, 12_000)  # grows by 2000: fits
+            address = _alloc._realloc("raw", address, 1_000)  # shrinking frees budget
+    finally:
+        _alloc._free("raw", address)
+    alloc.uninstall()
+
+
+def test_limit_error_message_and_a_healthy_interpreter_afterwards() -> None:
+    with pytest.raises(alloc.MemoryLimitError, match=r"memory budget of 1048576 bytes exceeded") as info:
+        with alloc.limit("1 MiB"):
+            _ = bytearray(2 * 1024 * 1024)
+    assert isinstance(info.value, MemoryError)
+    data = bytearray(4 * 1024 * 1024)  # no budget any more
+    s = alloc.stats()
+    assert s.current_bytes >= len(data) - 1024
+    alloc.uninstall()
+
+
+def test_memory_error_caught_inside_the_block_exits_normally() -> None:
+    with alloc.limit("64 KiB") as lim:
+        try:
+            _ = bytearray(1024 * 1024)
+        except MemoryError:
+            caught = True
+    assert caught and lim.net_bytes <= 64 * 1024
+    alloc.uninstall()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("64 MiB", 64 * 1024**2), ("1.5 GB", 1_500_000_000), ("4096", 4096), ("10 B", 10), ("2kib", 2048), (7, 7)],
+)
+def test_parse_size(text: int | str, expected: int) -> None:
+    assert alloc.parse_size(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [("64 MB/s", ValueError), ("-1", ValueError), (-5, ValueError), (1.5, TypeError), (True, TypeError)],
+)
+def test_parse_size_rejects(bad: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        alloc.parse_size(bad)  # type: ignore[arg-type]
+
+
+def test_bad_threads_argument() -> None:
+    with pytest.raises(ValueError, match="threads must be"):
+        alloc.track(threads="some")  # type: ignore[arg-type]

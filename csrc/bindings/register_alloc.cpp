@@ -3,6 +3,7 @@
 #include "pybind11.hpp"
 
 #include <atomic>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -108,9 +109,67 @@ std::uint64_t raw_churn(std::size_t nthreads, std::size_t iterations) {
     return made.load();
 }
 
+// A tracker/budget owned by Python: the hook charges it between begin() and end().
+struct ScopeHandle {
+    hook::Scope* scope = new hook::Scope();
+    bool begun = false;
+    bool ended = false;
+    unsigned long thread = 0;  // who began a current-thread scope
+
+    ScopeHandle() = default;
+    ScopeHandle(const ScopeHandle&) = delete;
+    ScopeHandle& operator=(const ScopeHandle&) = delete;
+    ~ScopeHandle() {
+        if (begun && !ended) {
+            // Entered and never exited (an abandoned generator, say). The hook still
+            // points at it: end it if this is its thread, else leak it rather than leave
+            // the hook a dangling pointer.
+            if (scope->all_threads || PyThread_get_thread_ident() == thread) {
+                hook::end_scope(scope);
+            } else {
+                return;  // leaked on purpose
+            }
+        }
+        delete scope;
+    }
+};
+
 }  // namespace
 
 void register_alloc(py::module_& m) {
+    py::class_<ScopeHandle>(m, "_Scope", "Private: the hook's tracker/budget record (memkit.alloc.track/limit).")
+        .def(py::init([](long long limit, bool all_threads) {
+                 auto h = std::make_unique<ScopeHandle>();
+                 h->scope->limit = limit;
+                 h->scope->all_threads = all_threads;
+                 return h;
+             }),
+             py::arg("limit"), py::arg("all_threads"))
+        .def("begin",
+             [](ScopeHandle& h) {
+                 if (h.begun) raise(PyExc_RuntimeError, "a tracker or limit can be entered once");
+                 if (!hook::begin_scope(h.scope)) throw py::error_already_set();
+                 h.begun = true;
+                 h.thread = PyThread_get_thread_ident();
+             })
+        .def("end",
+             [](ScopeHandle& h) {
+                 if (!h.begun || h.ended) return;
+                 if (!h.scope->all_threads && PyThread_get_thread_ident() != h.thread) {
+                     raise(PyExc_RuntimeError, "a threads='current' tracker must be exited by the thread that entered it");
+                 }
+                 hook::end_scope(h.scope);
+                 h.ended = true;
+             })
+        .def_property_readonly("allocations", [](const ScopeHandle& h) { return h.scope->allocations.load(); })
+        .def_property_readonly("frees", [](const ScopeHandle& h) { return h.scope->frees.load(); })
+        .def_property_readonly("allocated_bytes", [](const ScopeHandle& h) { return h.scope->allocated_bytes.load(); })
+        .def_property_readonly("freed_bytes", [](const ScopeHandle& h) { return h.scope->freed_bytes.load(); })
+        .def_property_readonly("net_bytes", [](const ScopeHandle& h) { return h.scope->net.load(); })
+        .def_property_readonly("peak_bytes", [](const ScopeHandle& h) { return h.scope->peak.load(); })
+        .def_property_readonly("refused", [](const ScopeHandle& h) { return h.scope->refused.load(); })
+;
+
     m.def(
         "install",
         [] {

@@ -72,6 +72,97 @@ std::atomic<std::uint64_t> session{0};
 
 thread_local bool in_hook = false;  // re-entrancy guard: an allocation made by the layer below
 
+// ---- scopes: trackers and budgets ------------------------------------------------------------
+
+constexpr int kMaxScopes = 64;
+thread_local Scope* thread_scopes[kMaxScopes];  // this thread's scopes, outermost first
+thread_local int thread_scope_count = 0;
+
+std::atomic<Scope*> global_scopes[kMaxScopes];   // threads="all" scopes; nullptr = free slot
+std::atomic<int> global_scope_count{0};
+std::atomic<int> global_readers{0};  // intercepts reading global_scopes right now
+
+void charge(Scope* s, std::int64_t allocated, std::int64_t freed, bool is_alloc, bool is_free) noexcept {
+    if (is_alloc) s->allocations.fetch_add(1, std::memory_order_relaxed);
+    if (is_free) s->frees.fetch_add(1, std::memory_order_relaxed);
+    if (allocated != 0) s->allocated_bytes.fetch_add(allocated, std::memory_order_relaxed);
+    if (freed != 0) s->freed_bytes.fetch_add(freed, std::memory_order_relaxed);
+}
+
+// Reserves `grow` bytes in every budget that applies; false (nothing reserved) if one
+// would go over. Trackers are charged afterwards, by account().
+template <class Visit>
+void for_each_scope(Visit&& visit) noexcept {
+    for (int i = 0; i < thread_scope_count; ++i) visit(thread_scopes[i]);
+    if (global_scope_count.load(std::memory_order_acquire) == 0) return;
+    global_readers.fetch_add(1, std::memory_order_acq_rel);
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        if (Scope* s = slot.load(std::memory_order_acquire)) visit(s);
+    }
+    global_readers.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+bool have_scopes() noexcept {
+    return thread_scope_count != 0 || global_scope_count.load(std::memory_order_relaxed) != 0;
+}
+
+void raise_net(Scope* s, std::int64_t delta) noexcept {
+    const std::int64_t now = s->net.fetch_add(delta, std::memory_order_relaxed) + delta;
+    std::int64_t peak = s->peak.load(std::memory_order_relaxed);
+    while (now > peak && !s->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+}
+
+// An allocation (or realloc growth) of `grow` bytes: reserve it in every scope, budgets
+// first; undo and refuse if a budget would go over.
+bool reserve(std::int64_t grow) noexcept {
+    if (!have_scopes() || grow <= 0) return true;
+    bool ok = true;
+    Scope* over = nullptr;
+    for_each_scope([&](Scope* s) {
+        if (!ok || s->limit < 0) return;
+        const std::int64_t now = s->net.fetch_add(grow, std::memory_order_relaxed) + grow;
+        const bool tripped = s->tripped.load(std::memory_order_relaxed);
+        if (now > s->limit + (tripped ? kGrace : 0)) {
+            s->net.fetch_sub(grow, std::memory_order_relaxed);
+            if (!tripped) {
+                std::int64_t none = -1;
+                s->refused.compare_exchange_strong(none, grow, std::memory_order_relaxed);
+                s->tripped.store(true, std::memory_order_relaxed);
+            }
+            over = s;
+            ok = false;
+        }
+    });
+    if (ok) return true;
+    // Give back what the budgets before the refusing one reserved.
+    bool before = true;
+    for_each_scope([&](Scope* s) {
+        if (s == over) before = false;
+        if (before && s->limit >= 0) s->net.fetch_sub(grow, std::memory_order_relaxed);
+    });
+    return false;
+}
+
+// Gives back a reservation whose allocation failed.
+void unreserve(std::int64_t grow) noexcept {
+    if (!have_scopes() || grow <= 0) return;
+    for_each_scope([&](Scope* s) {
+        if (s->limit >= 0) s->net.fetch_sub(grow, std::memory_order_relaxed);
+    });
+}
+
+// Charges a completed operation to every scope: `allocated` new bytes (already reserved in
+// budgets) and `freed` bytes.
+void account(std::int64_t allocated, std::int64_t freed, bool is_alloc, bool is_free) noexcept {
+    if (!have_scopes()) return;
+    for_each_scope([&](Scope* s) {
+        charge(s, allocated, freed, is_alloc, is_free);
+        // Budgets already hold the allocated bytes (reserve()); trackers take them now.
+        raise_net(s, (s->limit >= 0 ? 0 : allocated) - freed);
+    });
+}
+
 void add_bytes(AtomicCounters& c, std::int64_t delta) noexcept {
     const std::int64_t now = c.current_bytes.fetch_add(delta, std::memory_order_relaxed) + delta;
     if (delta <= 0) return;
@@ -139,12 +230,17 @@ void* layer_malloc(void* ctx, std::size_t n) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
     if (!counting_now(layer)) return layer->below.malloc(layer->below.ctx, n);
     if (n > kSizeMask - kHeader) return nullptr;
+    if (!reserve(static_cast<std::int64_t>(n))) return nullptr;  // over a budget: fail first
     in_hook = true;
     void* raw = layer->below.malloc(layer->below.ctx, n + kHeader);
     in_hook = false;
-    if (raw == nullptr) return nullptr;
+    if (raw == nullptr) {
+        unreserve(static_cast<std::int64_t>(n));
+        return nullptr;
+    }
     const std::uint64_t sess = session.load(std::memory_order_relaxed);
     count_alloc(layer->domain, n);
+    account(static_cast<std::int64_t>(n), 0, true, false);
     return stamp(raw, n, sess, layer);
 }
 
@@ -153,12 +249,17 @@ void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
     if (!counting_now(layer)) return layer->below.calloc(layer->below.ctx, nelem, elsize);
     if (elsize != 0 && nelem > (kSizeMask - kHeader) / elsize) return nullptr;
     const std::size_t n = nelem * elsize;
+    if (!reserve(static_cast<std::int64_t>(n))) return nullptr;
     in_hook = true;
     void* raw = layer->below.calloc(layer->below.ctx, 1, n + kHeader);
     in_hook = false;
-    if (raw == nullptr) return nullptr;
+    if (raw == nullptr) {
+        unreserve(static_cast<std::int64_t>(n));
+        return nullptr;
+    }
     const std::uint64_t sess = session.load(std::memory_order_relaxed);
     count_alloc(layer->domain, n);
+    account(static_cast<std::int64_t>(n), 0, true, false);
     return stamp(raw, n, sess, layer);
 }
 
@@ -177,7 +278,10 @@ void layer_free(void* ctx, void* block) noexcept {
     in_hook = true;
     layer->below.free(layer->below.ctx, h);
     in_hook = nested;
-    if (counted && !nested) count_free(layer->domain, static_cast<std::size_t>(word & kSizeMask));
+    if (nested) return;
+    const auto n = static_cast<std::size_t>(word & kSizeMask);
+    if (counted) count_free(layer->domain, n);
+    if (layer->counting.load(std::memory_order_relaxed)) account(0, static_cast<std::int64_t>(n), false, true);
 }
 
 void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
@@ -195,6 +299,8 @@ void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     const std::uint64_t sess = session.load(std::memory_order_relaxed);
     const bool counting = counting_now(layer);
     const bool nested = in_hook;
+    const auto growth = static_cast<std::int64_t>(n) - static_cast<std::int64_t>(old_n);
+    if (counting && !reserve(growth)) return nullptr;  // a realloc is charged only its growth
     // Clear the tag first: if the block moves, the allocator frees the old place, and a
     // stale tag there could later make a foreign block at the same address look ours.
     const std::uint64_t tag = h->tag;
@@ -204,6 +310,7 @@ void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     in_hook = nested;
     if (raw == nullptr) {
         h->tag = tag;  // the old block is untouched and still ours
+        if (counting) unreserve(growth);
         return nullptr;
     }
     if (!counting) return stamp(raw, n, old_sess, layer);
@@ -212,6 +319,7 @@ void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     } else {
         count_alloc(layer->domain, n);  // an earlier session's block joins this session
     }
+    account(growth > 0 ? growth : 0, growth < 0 ? -growth : 0, false, false);
     return stamp(raw, n, sess, layer);
 }
 
@@ -282,6 +390,50 @@ bool uninstall() {
 }
 
 bool installed() noexcept { return active.load(); }
+
+bool begin_scope(Scope* scope) {
+    if (!scope->all_threads) {
+        if (thread_scope_count >= kMaxScopes) {
+            PyErr_SetString(PyExc_RuntimeError, "too many nested memkit trackers/limits in this thread");
+            return false;
+        }
+        thread_scopes[thread_scope_count++] = scope;
+        return true;
+    }
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        Scope* expected = nullptr;
+        if (slot.compare_exchange_strong(expected, scope)) {
+            global_scope_count.fetch_add(1);
+            return true;
+        }
+    }
+    PyErr_SetString(PyExc_RuntimeError, "too many memkit trackers/limits with threads='all'");
+    return false;
+}
+
+void end_scope(Scope* scope) noexcept {
+    if (!scope->all_threads) {
+        for (int i = thread_scope_count - 1; i >= 0; --i) {
+            if (thread_scopes[i] == scope) {
+                for (int j = i; j + 1 < thread_scope_count; ++j) thread_scopes[j] = thread_scopes[j + 1];
+                --thread_scope_count;
+                return;
+            }
+        }
+        return;
+    }
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        Scope* expected = scope;
+        if (slot.compare_exchange_strong(expected, nullptr)) {
+            global_scope_count.fetch_sub(1);
+            break;
+        }
+    }
+    // An intercept that loaded the pointer before it left the table may still be charging
+    // it: wait for those (they take nanoseconds) before the caller frees the scope.
+    while (global_readers.load(std::memory_order_acquire) != 0) {
+    }
+}
 
 Counters totals() noexcept { return all_counters.snapshot(); }
 

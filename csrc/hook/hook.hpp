@@ -18,6 +18,7 @@
 
 #include <Python.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace memkit::hook {
@@ -43,6 +44,35 @@ bool install();
 bool uninstall();
 
 bool installed() noexcept;
+
+// A tracker or a budget: what one thread (or every thread) allocates and frees between
+// begin and end. `limit` >= 0 makes it a budget: an allocation that would take `net` past
+// it fails (returns NULL) before it is made, and `refused` remembers its size.
+struct Scope {
+    std::atomic<std::uint64_t> allocations{0};
+    std::atomic<std::uint64_t> frees{0};
+    std::atomic<std::int64_t> allocated_bytes{0};
+    std::atomic<std::int64_t> freed_bytes{0};
+    std::atomic<std::int64_t> net{0};
+    std::atomic<std::int64_t> peak{0};
+    std::atomic<std::int64_t> refused{-1};  // the first refused request, or -1
+    // Set by the first refusal. From then on the budget grows by kGrace: raising and
+    // handling the MemoryError needs memory too (tracebacks, frames), and refusing those
+    // allocations as well would leave the interpreter unable to unwind the block.
+    std::atomic<bool> tripped{false};
+    std::int64_t limit = -1;
+    bool all_threads = false;
+};
+
+constexpr std::int64_t kGrace = std::int64_t{1} << 20;
+
+// Starts charging `scope` with the calling thread's allocations (or every thread's).
+// Returns false with a Python exception set (too many nested scopes).
+bool begin_scope(Scope* scope);
+// Stops charging it. For a current-thread scope, precondition: called by the thread that
+// began it, innermost first. Waits for intercepts that may still be charging it, so the
+// caller may free it afterwards.
+void end_scope(Scope* scope) noexcept;
 
 // A snapshot of the counters since install: all domains, and each domain.
 Counters totals() noexcept;
