@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from ._native import core as _core
 
@@ -58,6 +58,10 @@ class DomainStats:
     """The high-water mark of ``current_bytes`` (see ``reset_peak``)."""
     total_bytes: int
     """Every byte handed out: allocations plus the growth of reallocs."""
+    histogram: dict[int, int]
+    """Allocations by size in power-of-two buckets: ``{upper: count}`` counts allocations of
+    more than ``upper // 2`` and at most ``upper`` bytes (``1`` counts 0- and 1-byte ones).
+    Only non-empty buckets appear, smallest first."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class AllocStats(DomainStats):
     """``{"raw": ..., "mem": ..., "object": ...}``."""
 
 
-def _domain(raw: dict[str, int]) -> DomainStats:
+def _domain(raw: dict[str, Any]) -> DomainStats:
     return DomainStats(
         allocations=raw["allocations"],
         frees=raw["frees"],
@@ -76,6 +80,7 @@ def _domain(raw: dict[str, int]) -> DomainStats:
         current_bytes=raw["current_bytes"],
         peak_bytes=raw["peak_bytes"],
         total_bytes=raw["total_bytes"],
+        histogram=dict(raw["histogram"]),
     )
 
 
@@ -123,6 +128,7 @@ def stats() -> AllocStats:
         current_bytes=raw["current_bytes"],
         peak_bytes=raw["peak_bytes"],
         total_bytes=raw["total_bytes"],
+        histogram=dict(raw["histogram"]),
         by_domain=by_domain,
     )
 

@@ -23,6 +23,11 @@ py::dict as_dict(const hook::Counters& c) {
     d["current_bytes"] = c.current_bytes;
     d["peak_bytes"] = c.peak_bytes;
     d["total_bytes"] = c.total_bytes;
+    py::dict histogram;  // {upper bound in bytes: allocations}, non-empty buckets only
+    for (int b = 0; b < hook::kBuckets; ++b) {
+        if (c.histogram[b] != 0) histogram[py::int_(std::uint64_t{1} << b)] = c.histogram[b];
+    }
+    d["histogram"] = histogram;
     return d;
 }
 

@@ -1,47 +1,208 @@
 #include "hook.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <atomic>
-#include <initializer_list>
 
 namespace memkit::hook {
 
 namespace {
 
-// ---- the header in front of every counted block ----------------------------------------
+#if defined(Py_GIL_DISABLED)
+constexpr bool kGilBuild = false;
+#else
+constexpr bool kGilBuild = true;
+#endif
 
-constexpr std::size_t kHeader = 16;  // keeps CPython's 16-byte alignment of every block
-constexpr int kSessionShift = 48;    // size in the low 48 bits, install session in the high 16
-constexpr std::uint64_t kSizeMask = (std::uint64_t{1} << kSessionShift) - 1;
-constexpr std::uint64_t kMagic = 0x9e3779b97f4a7c15ULL;
+// Whether a domain's intercepts may run on several threads at once.
+template <Domain D>
+constexpr bool kShared = D == kRaw || !kGilBuild;
 
-struct Header {
-    std::uint64_t size_session;
-    std::uint64_t tag;  // kMagic ^ block address ^ layer id: "this layer put me here"
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+// Adds to a counter: an atomic read-modify-write when writers may race, else a plain load
+// and store (writers serialised by the GIL, or a single writing thread).
+template <bool Shared, class T>
+inline void add(std::atomic<T>& a, T delta) noexcept {
+    if constexpr (Shared) {
+        a.fetch_add(delta, kRelaxed);
+    } else {
+        a.store(a.load(kRelaxed) + delta, kRelaxed);
+    }
+}
+
+// Raises a high-water mark to `now` if it is higher.
+template <bool Shared>
+inline void raise_peak(std::atomic<std::int64_t>& peak, std::int64_t now) noexcept {
+    std::int64_t seen = peak.load(kRelaxed);
+    if (now <= seen) return;
+    if constexpr (Shared) {
+        while (now > seen && !peak.compare_exchange_weak(seen, now, kRelaxed)) {
+        }
+    } else {
+        peak.store(now, kRelaxed);
+    }
+}
+
+inline int bucket_of(std::size_t n) noexcept {
+    return n <= 1 ? 0 : 64 - __builtin_clzll(static_cast<unsigned long long>(n - 1));
+}
+
+// ---- the shadow map: the size of every counted block --------------------------------------
+//
+// One 16-bit entry per 16-byte granule of a 48-bit address space, in lazily mapped leaves
+// of 2**24 entries (a leaf covers 256 MiB of addresses and takes 32 MiB of address space
+// itself, of which only the pages for granules in use are ever touched: at most 1/8 of the
+// heap they describe). An entry is 0 (no counted block starts here) or
+//   bits 12-15 install session (1..15), bits 10-11 domain, bit 9 "big", bits 0-8 size.
+// A block of 512 bytes or more is "big": its size sits in the entries of its next four
+// granules (12 bits each, low first), which lie inside the block, so no other block can
+// own them while it lives; their session bits are 0, so they never pass for an entry. Entries are read and written with relaxed atomics: two threads
+// only ever touch the same entry with the allocator's own synchronisation between them.
+
+constexpr int kGranuleShift = 4;
+constexpr int kAddressBits = 48;
+constexpr int kLeafBits = 24;
+constexpr int kTopBits = kAddressBits - kGranuleShift - kLeafBits;
+constexpr std::size_t kLeafBytes = sizeof(std::uint16_t) << kLeafBits;
+constexpr std::uint16_t kSmallMax = 511;
+constexpr std::uint16_t kBig = 1u << 9;
+constexpr int kDomainShift = 10;
+constexpr int kSessionShift = 12;
+constexpr std::uint16_t kSessions = 15;
+constexpr int kWordBits = 12;  // size bits in each of a big block's four size words
+constexpr std::uint16_t kWordMask = (1u << kWordBits) - 1;
+constexpr std::uint64_t kMaxSize = (std::uint64_t{1} << (4 * kWordBits)) - 1;  // sessions 1..15; the map is wiped when they wrap
+
+std::atomic<std::uint16_t*> shadow_top[std::size_t{1} << kTopBits];  // 8 MiB of .bss, touched sparsely
+constexpr int kMaxLeaves = 4096;  // 1 TiB of heap addresses
+std::atomic<std::uint16_t*> leaves[kMaxLeaves];  // every leaf mapped, for wiping
+std::atomic<int> leaf_count{0};
+
+// Maps the leaf for top-level index `top` (first use of 256 MiB of addresses); nullptr if
+// mmap fails.
+__attribute__((noinline)) std::uint16_t* map_leaf(std::uintptr_t top) noexcept {
+    void* mapped =
+        mmap(nullptr, kLeafBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapped == MAP_FAILED) return nullptr;
+    auto* fresh = static_cast<std::uint16_t*>(mapped);
+    std::uint16_t* leaf = nullptr;
+    if (!shadow_top[top].compare_exchange_strong(leaf, fresh, std::memory_order_acq_rel)) {
+        munmap(mapped, kLeafBytes);  // another thread mapped it first
+        return leaf;
+    }
+    const int i = leaf_count.fetch_add(1);
+    if (i < kMaxLeaves) leaves[i].store(fresh, std::memory_order_release);
+    return fresh;
+}
+
+// The entry for `block`; nullptr if the address is out of range, or if it has no leaf and
+// `create` is false (or mapping one failed).
+__attribute__((always_inline)) inline std::uint16_t* entry_of(const void* block, bool create) noexcept {
+    const auto granule = reinterpret_cast<std::uintptr_t>(block) >> kGranuleShift;
+    const std::uintptr_t top = granule >> kLeafBits;
+    if (__builtin_expect(top >> kTopBits, 0)) return nullptr;
+    std::uint16_t* leaf = shadow_top[top].load(std::memory_order_acquire);
+    if (__builtin_expect(leaf == nullptr, 0)) {
+        if (!create) return nullptr;
+        leaf = map_leaf(top);
+        if (leaf == nullptr) return nullptr;
+    }
+    return leaf + (granule & ((std::uintptr_t{1} << kLeafBits) - 1));
+}
+
+inline std::uint16_t load_entry(const std::uint16_t* e) noexcept { return __atomic_load_n(e, __ATOMIC_RELAXED); }
+inline void store_entry(std::uint16_t* e, std::uint16_t v) noexcept { __atomic_store_n(e, v, __ATOMIC_RELAXED); }
+
+// The entry `offset` granules after `block` (the size words of a big block).
+inline std::uint16_t* next_entry(const void* block, int offset) noexcept {
+    return entry_of(static_cast<const char*>(block) + (offset << kGranuleShift), false);
+}
+
+struct Record {
+    std::uint16_t* entry;  // nullptr: not a counted block
+    std::size_t size;
+    std::uint16_t session;
+    Domain domain;
 };
-static_assert(sizeof(Header) == kHeader, "the header must keep 16-byte alignment");
+
+// What the map knows of `block`.
+__attribute__((always_inline)) inline Record lookup(const void* block) noexcept {
+    Record r{nullptr, 0, 0, kRaw};
+    std::uint16_t* e = entry_of(block, false);
+    if (e == nullptr) return r;
+    const std::uint16_t v = load_entry(e);
+    if ((v >> kSessionShift) == 0) return r;
+    r.entry = e;
+    r.session = static_cast<std::uint16_t>(v >> kSessionShift);
+    r.domain = static_cast<Domain>((v >> kDomainShift) & 3);
+    if (!(v & kBig)) {
+        r.size = v & kSmallMax;
+        return r;
+    }
+    std::uint64_t size = 0;
+    for (int i = 1; i <= 4; ++i) {
+        const std::uint16_t* w = next_entry(block, i);
+        if (w == nullptr) return Record{nullptr, 0, 0, kRaw};  // a wiped map: not ours any more
+        size |= static_cast<std::uint64_t>(load_entry(w) & kWordMask) << (kWordBits * (i - 1));
+    }
+    r.size = static_cast<std::size_t>(size);
+    return r;
+}
+
+// Records a counted block; false if the map cannot describe its address.
+__attribute__((always_inline)) inline bool record(void* block, std::size_t n, std::uint16_t sess, Domain d) noexcept {
+    std::uint16_t* e = entry_of(block, true);
+    if (e == nullptr) return false;
+    const auto head = static_cast<std::uint16_t>((sess << kSessionShift) | (d << kDomainShift));
+    if (n <= kSmallMax) {
+        store_entry(e, static_cast<std::uint16_t>(head | n));
+        return true;
+    }
+    for (int i = 1; i <= 4; ++i) {
+        std::uint16_t* w = entry_of(static_cast<char*>(block) + (i << kGranuleShift), true);
+        if (w == nullptr) return false;
+        store_entry(w, static_cast<std::uint16_t>((static_cast<std::uint64_t>(n) >> (kWordBits * (i - 1))) & kWordMask));
+    }
+    store_entry(e, static_cast<std::uint16_t>(head | kBig));
+    return true;
+}
+
+// Forgets a block (before it goes back to the allocator below). A big block's size words
+// may stay behind: with session bits 0 they never pass for an entry, and the next block
+// recorded at one of those granules overwrites it.
+inline void forget(const Record& r) noexcept { store_entry(r.entry, 0); }
+
+// Zeroes every leaf (the session numbers are about to be reused).
+void wipe_shadow() noexcept {
+    const int n = std::min(leaf_count.load(), kMaxLeaves);
+    for (int i = 0; i < n; ++i) {
+        if (std::uint16_t* leaf = leaves[i].load(std::memory_order_acquire)) madvise(leaf, kLeafBytes, MADV_DONTNEED);
+    }
+}
 
 // ---- layers -----------------------------------------------------------------------------
 
 struct Layer {
     PyMemAllocatorEx below;       // the allocator this layer wraps
-    Domain domain;
-    std::uint64_t id;             // mixed into header tags
-    std::atomic<bool> counting;   // only the active layer counts
+    std::atomic<bool> counting;   // whether this layer counts (false: pass-through)
 };
 
-constexpr int kMaxLayers = 16;  // install() over a foreign hook adds a layer; bounded
+constexpr int kMaxLayers = 16;  // a new layer only when installing over a different allocator
 Layer layers[kDomains][kMaxLayers];
 int layer_count[kDomains] = {0, 0, 0};  // guarded by the GIL (install/uninstall only)
 
-// ---- counters (atomic: the raw domain runs without the GIL) --------------------------------
+// ---- counters ------------------------------------------------------------------------------
 
-struct AtomicCounters {
+struct alignas(64) DomainCounters {
     std::atomic<std::uint64_t> allocations{0};
     std::atomic<std::uint64_t> frees{0};
     std::atomic<std::uint64_t> reallocs{0};
     std::atomic<std::uint64_t> total_bytes{0};
     std::atomic<std::int64_t> current_bytes{0};
     std::atomic<std::int64_t> peak_bytes{0};
+    std::atomic<std::uint64_t> histogram[kBuckets] = {};
 
     void reset() noexcept {
         allocations = 0;
@@ -50,321 +211,409 @@ struct AtomicCounters {
         total_bytes = 0;
         current_bytes = 0;
         peak_bytes = 0;
+        for (auto& h : histogram) h = 0;
     }
     Counters snapshot() const noexcept {
         Counters c;
-        c.allocations = allocations.load(std::memory_order_relaxed);
-        c.frees = frees.load(std::memory_order_relaxed);
-        c.reallocs = reallocs.load(std::memory_order_relaxed);
-        c.total_bytes = total_bytes.load(std::memory_order_relaxed);
-        c.current_bytes = current_bytes.load(std::memory_order_relaxed);
-        c.peak_bytes = peak_bytes.load(std::memory_order_relaxed);
+        c.allocations = allocations.load(kRelaxed);
+        c.frees = frees.load(kRelaxed);
+        c.reallocs = reallocs.load(kRelaxed);
+        c.total_bytes = total_bytes.load(kRelaxed);
+        c.current_bytes = current_bytes.load(kRelaxed);
+        c.peak_bytes = peak_bytes.load(kRelaxed);
+        for (int b = 0; b < kBuckets; ++b) c.histogram[b] = histogram[b].load(kRelaxed);
         return c;
     }
 };
 
-AtomicCounters all_counters;
-AtomicCounters domain_counters[kDomains];
+DomainCounters domain_counters[kDomains];
+alignas(64) std::atomic<std::int64_t> all_peak{0};  // the high-water mark of all domains' current bytes
 
 // The install session whose blocks are counted; a block from an earlier session is freed
 // correctly but not counted (its allocation was not counted either). Never 0.
 std::atomic<std::uint64_t> session{0};
 
-thread_local bool in_hook = false;  // re-entrancy guard: an allocation made by the layer below
-
-// ---- scopes: trackers and budgets ------------------------------------------------------------
+// ---- per-thread state --------------------------------------------------------------------
 
 constexpr int kMaxScopes = 64;
-thread_local Scope* thread_scopes[kMaxScopes];  // this thread's scopes, outermost first
-thread_local int thread_scope_count = 0;
+
+// What every intercept reads: kept small and in the initial-exec TLS model, so reaching it
+// is one instruction rather than a call into the dynamic linker.
+struct ThreadState {
+    bool in_hook;    // re-entrancy guard: an allocation made by the layer below
+    int scope_count; // this thread's current-thread scopes
+    Scope** scopes;  // outermost first; points at thread_scope_stack once used
+};
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec")))
+#endif
+thread_local ThreadState ts = {false, 0, nullptr};
+thread_local Scope* thread_scope_stack[kMaxScopes];
 
 std::atomic<Scope*> global_scopes[kMaxScopes];   // threads="all" scopes; nullptr = free slot
 std::atomic<int> global_scope_count{0};
 std::atomic<int> global_readers{0};  // intercepts reading global_scopes right now
 
-void charge(Scope* s, std::int64_t allocated, std::int64_t freed, bool is_alloc, bool is_free) noexcept {
-    if (is_alloc) s->allocations.fetch_add(1, std::memory_order_relaxed);
-    if (is_free) s->frees.fetch_add(1, std::memory_order_relaxed);
-    if (allocated != 0) s->allocated_bytes.fetch_add(allocated, std::memory_order_relaxed);
-    if (freed != 0) s->freed_bytes.fetch_add(freed, std::memory_order_relaxed);
+inline bool have_scopes(const ThreadState& t) noexcept {
+    return t.scope_count != 0 || global_scope_count.load(kRelaxed) != 0;
 }
 
-// Reserves `grow` bytes in every budget that applies; false (nothing reserved) if one
-// would go over. Trackers are charged afterwards, by account().
-template <class Visit>
-void for_each_scope(Visit&& visit) noexcept {
-    for (int i = 0; i < thread_scope_count; ++i) visit(thread_scopes[i]);
-    if (global_scope_count.load(std::memory_order_acquire) == 0) return;
-    global_readers.fetch_add(1, std::memory_order_acq_rel);
-    for (std::atomic<Scope*>& slot : global_scopes) {
-        if (Scope* s = slot.load(std::memory_order_acquire)) visit(s);
-    }
-    global_readers.fetch_sub(1, std::memory_order_acq_rel);
+inline std::int64_t ceiling_of(const Scope* s) noexcept {
+    return s->limit + (s->tripped.load(kRelaxed) ? kGrace : 0);
 }
 
-bool have_scopes() noexcept {
-    return thread_scope_count != 0 || global_scope_count.load(std::memory_order_relaxed) != 0;
+// The first refusal of a budget: remember the request, start the grace.
+void refuse(Scope* s, std::int64_t grow) noexcept {
+    if (s->tripped.load(kRelaxed)) return;
+    std::int64_t none = -1;
+    s->refused.compare_exchange_strong(none, grow, kRelaxed);
+    s->tripped.store(true, kRelaxed);
 }
 
-void raise_net(Scope* s, std::int64_t delta) noexcept {
-    const std::int64_t now = s->net.fetch_add(delta, std::memory_order_relaxed) + delta;
-    std::int64_t peak = s->peak.load(std::memory_order_relaxed);
-    while (now > peak && !s->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
-}
+// Scopes counting every thread (rare): several threads charge them at once, so every
+// update is a read-modify-write, and end_scope waits for readers of the table.
+struct GlobalVisit {
+    GlobalVisit() noexcept { global_readers.fetch_add(1, std::memory_order_acq_rel); }
+    ~GlobalVisit() { global_readers.fetch_sub(1, std::memory_order_acq_rel); }
+    GlobalVisit(const GlobalVisit&) = delete;
+    GlobalVisit& operator=(const GlobalVisit&) = delete;
+};
 
-// An allocation (or realloc growth) of `grow` bytes: reserve it in every scope, budgets
-// first; undo and refuse if a budget would go over.
-bool reserve(std::int64_t grow) noexcept {
-    if (!have_scopes() || grow <= 0) return true;
-    bool ok = true;
-    Scope* over = nullptr;
-    for_each_scope([&](Scope* s) {
-        if (!ok || s->limit < 0) return;
-        const std::int64_t now = s->net.fetch_add(grow, std::memory_order_relaxed) + grow;
-        const bool tripped = s->tripped.load(std::memory_order_relaxed);
-        if (now > s->limit + (tripped ? kGrace : 0)) {
-            s->net.fetch_sub(grow, std::memory_order_relaxed);
-            if (!tripped) {
-                std::int64_t none = -1;
-                s->refused.compare_exchange_strong(none, grow, std::memory_order_relaxed);
-                s->tripped.store(true, std::memory_order_relaxed);
-            }
-            over = s;
-            ok = false;
+__attribute__((noinline)) bool reserve_global(std::int64_t grow) noexcept {
+    GlobalVisit visit;
+    for (int i = 0; i < kMaxScopes; ++i) {
+        Scope* s = global_scopes[i].load(std::memory_order_acquire);
+        if (s == nullptr || s->limit < 0) continue;
+        const std::int64_t now = s->net.fetch_add(grow, kRelaxed) + grow;
+        if (now <= ceiling_of(s)) continue;
+        refuse(s, grow);
+        for (int j = 0; j <= i; ++j) {  // give back what this call reserved
+            Scope* b = global_scopes[j].load(std::memory_order_acquire);
+            if (b != nullptr && b->limit >= 0 && (j < i || b == s)) b->net.fetch_sub(grow, kRelaxed);
         }
-    });
-    if (ok) return true;
-    // Give back what the budgets before the refusing one reserved.
-    bool before = true;
-    for_each_scope([&](Scope* s) {
-        if (s == over) before = false;
-        if (before && s->limit >= 0) s->net.fetch_sub(grow, std::memory_order_relaxed);
-    });
-    return false;
+        return false;
+    }
+    return true;
+}
+
+__attribute__((noinline)) void unreserve_global(std::int64_t grow) noexcept {
+    GlobalVisit visit;
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        Scope* s = slot.load(std::memory_order_acquire);
+        if (s != nullptr && s->limit >= 0) s->net.fetch_sub(grow, kRelaxed);
+    }
+}
+
+// A completed operation: `allocated` new bytes (already in budgets' net), `freed` bytes;
+// `blocks` +1 for an allocation, -1 for a free, 0 for a realloc.
+__attribute__((noinline)) void charge_global(std::int64_t allocated, std::int64_t freed, int blocks) noexcept {
+    GlobalVisit visit;
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        Scope* s = slot.load(std::memory_order_acquire);
+        if (s == nullptr) continue;
+        if (blocks > 0) s->allocations.fetch_add(1, kRelaxed);
+        if (blocks < 0) s->frees.fetch_add(1, kRelaxed);
+        if (allocated != 0) s->allocated_bytes.fetch_add(allocated, kRelaxed);
+        if (freed != 0) s->freed_bytes.fetch_add(freed, kRelaxed);
+        const std::int64_t delta = (s->limit >= 0 ? 0 : allocated) - freed;
+        const std::int64_t now = s->net.fetch_add(delta, kRelaxed) + delta;
+        if (allocated > 0) raise_peak<true>(s->peak, now);
+    }
+}
+
+// Budgets: reserves `grow` (> 0) bytes in every budget, or nothing (false) if one would go
+// over. This thread's own scopes are written by this thread alone: plain stores.
+inline bool reserve(ThreadState& t, std::int64_t grow) noexcept {
+    for (int i = 0; i < t.scope_count; ++i) {
+        Scope* s = t.scopes[i];
+        if (s->limit < 0) continue;
+        const std::int64_t now = s->net.load(kRelaxed) + grow;
+        if (now > ceiling_of(s)) {
+            refuse(s, grow);
+            for (int j = 0; j < i; ++j) {
+                if (t.scopes[j]->limit >= 0) add<false>(t.scopes[j]->net, -grow);
+            }
+            return false;
+        }
+        s->net.store(now, kRelaxed);
+    }
+    if (global_scope_count.load(kRelaxed) != 0 && !reserve_global(grow)) {
+        for (int j = 0; j < t.scope_count; ++j) {
+            if (t.scopes[j]->limit >= 0) add<false>(t.scopes[j]->net, -grow);
+        }
+        return false;
+    }
+    return true;
 }
 
 // Gives back a reservation whose allocation failed.
-void unreserve(std::int64_t grow) noexcept {
-    if (!have_scopes() || grow <= 0) return;
-    for_each_scope([&](Scope* s) {
-        if (s->limit >= 0) s->net.fetch_sub(grow, std::memory_order_relaxed);
-    });
-}
-
-// Charges a completed operation to every scope: `allocated` new bytes (already reserved in
-// budgets) and `freed` bytes.
-void account(std::int64_t allocated, std::int64_t freed, bool is_alloc, bool is_free) noexcept {
-    if (!have_scopes()) return;
-    for_each_scope([&](Scope* s) {
-        charge(s, allocated, freed, is_alloc, is_free);
-        // Budgets already hold the allocated bytes (reserve()); trackers take them now.
-        raise_net(s, (s->limit >= 0 ? 0 : allocated) - freed);
-    });
-}
-
-void add_bytes(AtomicCounters& c, std::int64_t delta) noexcept {
-    const std::int64_t now = c.current_bytes.fetch_add(delta, std::memory_order_relaxed) + delta;
-    if (delta <= 0) return;
-    std::int64_t peak = c.peak_bytes.load(std::memory_order_relaxed);
-    while (now > peak && !c.peak_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+inline void unreserve(ThreadState& t, std::int64_t grow) noexcept {
+    for (int i = 0; i < t.scope_count; ++i) {
+        if (t.scopes[i]->limit >= 0) add<false>(t.scopes[i]->net, -grow);
     }
+    if (global_scope_count.load(kRelaxed) != 0) unreserve_global(grow);
 }
 
-void count_alloc(Domain d, std::size_t n) noexcept {
-    for (AtomicCounters* c : {&all_counters, &domain_counters[d]}) {
-        c->allocations.fetch_add(1, std::memory_order_relaxed);
-        c->total_bytes.fetch_add(n, std::memory_order_relaxed);
-        add_bytes(*c, static_cast<std::int64_t>(n));
+// Charges every scope with a completed operation (see charge_global).
+template <int Blocks>
+inline void charge(ThreadState& t, std::int64_t allocated, std::int64_t freed) noexcept {
+    for (int i = 0; i < t.scope_count; ++i) {
+        Scope* s = t.scopes[i];
+        if constexpr (Blocks > 0) add<false>(s->allocations, std::uint64_t{1});
+        if constexpr (Blocks < 0) add<false>(s->frees, std::uint64_t{1});
+        if (allocated != 0) add<false>(s->allocated_bytes, allocated);
+        if (freed != 0) add<false>(s->freed_bytes, freed);
+        // Budgets took the allocated bytes when reserving; trackers take them now.
+        const std::int64_t now = s->net.load(kRelaxed) + (s->limit >= 0 ? 0 : allocated) - freed;
+        s->net.store(now, kRelaxed);
+        if (allocated > 0) raise_peak<false>(s->peak, now);
     }
+    if (global_scope_count.load(kRelaxed) != 0) charge_global(allocated, freed, Blocks);
 }
 
-void count_free(Domain d, std::size_t n) noexcept {
-    for (AtomicCounters* c : {&all_counters, &domain_counters[d]}) {
-        c->frees.fetch_add(1, std::memory_order_relaxed);
-        add_bytes(*c, -static_cast<std::int64_t>(n));
+inline std::int64_t all_current() noexcept {
+    return domain_counters[kRaw].current_bytes.load(kRelaxed) + domain_counters[kMem].current_bytes.load(kRelaxed) +
+           domain_counters[kObj].current_bytes.load(kRelaxed);
+}
+
+// `delta` more live bytes in domain D: its current, its peak and the all-domain peak.
+template <bool Shared>
+__attribute__((always_inline)) inline void grow_current(DomainCounters& c, std::int64_t delta) noexcept {
+    std::int64_t now;
+    if constexpr (Shared) {
+        now = c.current_bytes.fetch_add(delta, kRelaxed) + delta;
+    } else {
+        now = c.current_bytes.load(kRelaxed) + delta;
+        c.current_bytes.store(now, kRelaxed);
     }
+    raise_peak<Shared>(c.peak_bytes, now);
+    // The all-domain peak is shared by every domain: a compare-exchange, but only when it
+    // actually rises.
+    raise_peak<true>(all_peak, all_current());
 }
 
-void count_realloc(Domain d, std::size_t old_n, std::size_t new_n) noexcept {
+template <bool Shared>
+__attribute__((always_inline)) inline void count_alloc(DomainCounters& c, std::size_t n) noexcept {
+    add<Shared>(c.allocations, std::uint64_t{1});
+    add<Shared>(c.total_bytes, static_cast<std::uint64_t>(n));
+    add<Shared>(c.histogram[bucket_of(n)], std::uint64_t{1});
+    grow_current<Shared>(c, static_cast<std::int64_t>(n));
+}
+
+template <bool Shared>
+inline void count_free(DomainCounters& c, std::size_t n) noexcept {
+    add<Shared>(c.frees, std::uint64_t{1});
+    add<Shared>(c.current_bytes, -static_cast<std::int64_t>(n));
+}
+
+template <bool Shared>
+inline void count_realloc(DomainCounters& c, std::size_t old_n, std::size_t new_n) noexcept {
     const auto delta = static_cast<std::int64_t>(new_n) - static_cast<std::int64_t>(old_n);
-    for (AtomicCounters* c : {&all_counters, &domain_counters[d]}) {
-        c->reallocs.fetch_add(1, std::memory_order_relaxed);
-        if (delta > 0) c->total_bytes.fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed);
-        add_bytes(*c, delta);
+    add<Shared>(c.reallocs, std::uint64_t{1});
+    if (delta > 0) {
+        add<Shared>(c.total_bytes, static_cast<std::uint64_t>(delta));
+        grow_current<Shared>(c, delta);
+    } else {
+        add<Shared>(c.current_bytes, delta);
     }
-}
-
-std::uint64_t tag_for(const void* block, const Layer* layer) noexcept {
-    return kMagic ^ reinterpret_cast<std::uintptr_t>(block) ^ (layer->id << 52);
-}
-
-// Whether `block` carries a header this layer wrote. For a block some other allocator
-// made, this reads 16 bytes of that allocator's own bookkeeping just before the block
-// (glibc's chunk header, pymalloc's pool): mapped memory, but inside what ASan calls a
-// redzone, hence the attribute. A false match needs 64 bits of that memory to equal a
-// value derived from the block's own address: never, in practice.
-#if defined(__clang__) || defined(__GNUC__)
-__attribute__((no_sanitize_address))
-#endif
-bool has_header(const void* block, const Layer* layer) noexcept {
-    const auto* h = static_cast<const Header*>(block) - 1;
-    return h->tag == tag_for(block, layer);  // a plain load: ASan's memcpy check would fire
-}
-
-void* stamp(void* raw, std::size_t n, std::uint64_t sess, const Layer* layer) noexcept {
-    auto* h = static_cast<Header*>(raw);
-    void* block = h + 1;
-    h->size_session = static_cast<std::uint64_t>(n) | (sess << kSessionShift);
-    h->tag = tag_for(block, layer);
-    return block;
-}
-
-bool counting_now(const Layer* layer) noexcept {
-    return !in_hook && layer->counting.load(std::memory_order_relaxed);
 }
 
 // ---- the intercepts -------------------------------------------------------------------------
 
+inline std::uint16_t current_session() noexcept { return static_cast<std::uint16_t>(session.load(kRelaxed)); }
+
+// Records and counts a block the allocator below just made; false if the map cannot
+// describe it (it stays uncounted then).
+template <Domain D>
+inline bool count_new(void* block, std::size_t n) noexcept {
+    if (!record(block, n, current_session(), D)) return false;
+    count_alloc<kShared<D>>(domain_counters[D], n);
+    return true;
+}
+
+// A new block of n bytes (zeroed if `zero`), counted.
+template <Domain D>
+void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+    if (n > kMaxSize) return nullptr;
+    const bool scoped = have_scopes(t);
+    const auto grow = static_cast<std::int64_t>(n);
+    if (scoped && grow > 0 && !reserve(t, grow)) return nullptr;  // over a budget: fail first
+    t.in_hook = true;
+    void* block = zero ? layer->below.calloc(layer->below.ctx, 1, n) : layer->below.malloc(layer->below.ctx, n);
+    t.in_hook = false;
+    if (block == nullptr || !count_new<D>(block, n)) {
+        if (scoped && grow > 0) unreserve(t, grow);
+        return block;
+    }
+    if (scoped) charge<1>(t, grow, 0);
+    return block;
+}
+
+template <Domain D>
 void* layer_malloc(void* ctx, std::size_t n) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
-    if (!counting_now(layer)) return layer->below.malloc(layer->below.ctx, n);
-    if (n > kSizeMask - kHeader) return nullptr;
-    if (!reserve(static_cast<std::int64_t>(n))) return nullptr;  // over a budget: fail first
-    in_hook = true;
-    void* raw = layer->below.malloc(layer->below.ctx, n + kHeader);
-    in_hook = false;
-    if (raw == nullptr) {
-        unreserve(static_cast<std::int64_t>(n));
-        return nullptr;
-    }
-    const std::uint64_t sess = session.load(std::memory_order_relaxed);
-    count_alloc(layer->domain, n);
-    account(static_cast<std::int64_t>(n), 0, true, false);
-    return stamp(raw, n, sess, layer);
+    ThreadState& t = ts;
+    if (t.in_hook || !layer->counting.load(kRelaxed)) return layer->below.malloc(layer->below.ctx, n);
+    return counted_alloc<D>(layer, t, n, false);
 }
 
+template <Domain D>
 void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
-    if (!counting_now(layer)) return layer->below.calloc(layer->below.ctx, nelem, elsize);
-    if (elsize != 0 && nelem > (kSizeMask - kHeader) / elsize) return nullptr;
-    const std::size_t n = nelem * elsize;
-    if (!reserve(static_cast<std::int64_t>(n))) return nullptr;
-    in_hook = true;
-    void* raw = layer->below.calloc(layer->below.ctx, 1, n + kHeader);
-    in_hook = false;
-    if (raw == nullptr) {
-        unreserve(static_cast<std::int64_t>(n));
-        return nullptr;
+    ThreadState& t = ts;
+    std::size_t n;
+    if (t.in_hook || !layer->counting.load(kRelaxed) || __builtin_mul_overflow(nelem, elsize, &n)) {
+        return layer->below.calloc(layer->below.ctx, nelem, elsize);
     }
-    const std::uint64_t sess = session.load(std::memory_order_relaxed);
-    count_alloc(layer->domain, n);
-    account(static_cast<std::int64_t>(n), 0, true, false);
-    return stamp(raw, n, sess, layer);
+    return counted_alloc<D>(layer, t, n, true);
 }
 
+// Takes a freed block off the counters of the domain that allocated it.
+template <Domain D>
+inline void count_gone(const Record& r) noexcept {
+    if (r.domain == D) {
+        count_free<kShared<D>>(domain_counters[D], r.size);
+    } else {
+        count_free<true>(domain_counters[r.domain], r.size);  // freed through another domain
+    }
+}
+
+template <Domain D>
 void layer_free(void* ctx, void* block) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
-    if (block == nullptr || !has_header(block, layer)) {
+    // Not counting: pass through. Entries of blocks freed now go stale, harmlessly: they
+    // name a finished session.
+    const Record r =
+        block != nullptr && layer->counting.load(kRelaxed) ? lookup(block) : Record{nullptr, 0, 0, kRaw};
+    if (r.entry == nullptr) {
         layer->below.free(layer->below.ctx, block);
         return;
     }
-    auto* h = static_cast<Header*>(block) - 1;
-    const std::uint64_t word = h->size_session;
-    h->tag = 0;  // freed memory must never look like ours again
-    const bool counted = layer->counting.load(std::memory_order_relaxed) &&
-                         (word >> kSessionShift) == session.load(std::memory_order_relaxed);
-    const bool nested = in_hook;
-    in_hook = true;
-    layer->below.free(layer->below.ctx, h);
-    in_hook = nested;
-    if (nested) return;
-    const auto n = static_cast<std::size_t>(word & kSizeMask);
-    if (counted) count_free(layer->domain, n);
-    if (layer->counting.load(std::memory_order_relaxed)) account(0, static_cast<std::int64_t>(n), false, true);
+    forget(r);  // before the block goes back: its address may be reused at once
+    ThreadState& t = ts;
+    const bool nested = t.in_hook;
+    t.in_hook = true;
+    layer->below.free(layer->below.ctx, block);
+    t.in_hook = nested;
+    if (nested || !layer->counting.load(kRelaxed) || r.session != current_session()) return;
+    count_gone<D>(r);
+    if (have_scopes(t)) charge<-1>(t, 0, static_cast<std::int64_t>(r.size));
 }
 
+template <Domain D>
 void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
-    if (block == nullptr) return layer_malloc(ctx, n);
-    if (!has_header(block, layer)) {
-        // A block this layer did not make: its size is unknown, so it stays uncounted.
+    if (block == nullptr) return layer_malloc<D>(ctx, n);
+    if (!layer->counting.load(kRelaxed)) return layer->below.realloc(layer->below.ctx, block, n);
+    ThreadState& t = ts;
+    const Record r = lookup(block);
+    if (r.entry == nullptr) {
+        // A block the map does not know (allocated before install): its size is unknown,
+        // so it stays uncounted.
         return layer->below.realloc(layer->below.ctx, block, n);
     }
-    if (n > kSizeMask - kHeader) return nullptr;
-    auto* h = static_cast<Header*>(block) - 1;
-    const std::uint64_t word = h->size_session;
-    const auto old_n = static_cast<std::size_t>(word & kSizeMask);
-    const std::uint64_t old_sess = word >> kSessionShift;
-    const std::uint64_t sess = session.load(std::memory_order_relaxed);
-    const bool counting = counting_now(layer);
-    const bool nested = in_hook;
-    const auto growth = static_cast<std::int64_t>(n) - static_cast<std::int64_t>(old_n);
-    if (counting && !reserve(growth)) return nullptr;  // a realloc is charged only its growth
-    // Clear the tag first: if the block moves, the allocator frees the old place, and a
-    // stale tag there could later make a foreign block at the same address look ours.
-    const std::uint64_t tag = h->tag;
-    h->tag = 0;
-    in_hook = true;
-    void* raw = layer->below.realloc(layer->below.ctx, h, n + kHeader);
-    in_hook = nested;
-    if (raw == nullptr) {
-        h->tag = tag;  // the old block is untouched and still ours
-        if (counting) unreserve(growth);
+    if (r.session != current_session()) {
+        // An earlier session's block: allocated before this install, so it stays uncounted
+        // (its entry, stale or not, goes).
+        forget(r);
+        return layer->below.realloc(layer->below.ctx, block, n);
+    }
+    const bool counting = !t.in_hook && n <= kMaxSize;
+    const bool scoped = counting && have_scopes(t);
+    const std::int64_t growth = static_cast<std::int64_t>(n) - static_cast<std::int64_t>(r.size);
+    if (scoped && growth > 0 && !reserve(t, growth)) return nullptr;  // a realloc is charged only its growth
+    // Forget the block first: if it moves, the allocator frees the old place at once.
+    forget(r);
+    const bool nested = t.in_hook;
+    t.in_hook = true;
+    void* moved = layer->below.realloc(layer->below.ctx, block, n);
+    t.in_hook = nested;
+    if (moved == nullptr) {
+        record(block, r.size, r.session, r.domain);  // the old block is untouched and still ours
+        if (scoped && growth > 0) unreserve(t, growth);
         return nullptr;
     }
-    if (!counting) return stamp(raw, n, old_sess, layer);
-    if (old_sess == sess) {
-        count_realloc(layer->domain, old_n, n);
-    } else {
-        count_alloc(layer->domain, n);  // an earlier session's block joins this session
+    if (!counting || !record(moved, n, r.session, r.domain)) {
+        // Nested in the layer below, too big, or an address the map cannot describe: the
+        // block leaves the counts.
+        count_gone<D>(r);
+        if (scoped && growth > 0) unreserve(t, growth);
+        if (scoped) charge<-1>(t, 0, static_cast<std::int64_t>(r.size));
+        return moved;
     }
-    account(growth > 0 ? growth : 0, growth < 0 ? -growth : 0, false, false);
-    return stamp(raw, n, sess, layer);
+    if (r.domain == D) {
+        count_realloc<kShared<D>>(domain_counters[D], r.size, n);
+    } else {
+        count_realloc<true>(domain_counters[r.domain], r.size, n);  // resized through another domain
+    }
+    if (scoped) charge<0>(t, growth > 0 ? growth : 0, growth < 0 ? -growth : 0);
+    return moved;
 }
 
-bool is_ours(const PyMemAllocatorEx& a) noexcept { return a.malloc == &layer_malloc; }
+template <Domain D>
+PyMemAllocatorEx intercepts(Layer* layer) noexcept {
+    return PyMemAllocatorEx{layer, &layer_malloc<D>, &layer_calloc<D>, &layer_realloc<D>, &layer_free<D>};
+}
+
+bool is_ours(const PyMemAllocatorEx& a) noexcept {
+    return a.malloc == &layer_malloc<kRaw> || a.malloc == &layer_malloc<kMem> || a.malloc == &layer_malloc<kObj>;
+}
+
+bool same_allocator(const PyMemAllocatorEx& a, const PyMemAllocatorEx& b) noexcept {
+    return a.ctx == b.ctx && a.malloc == b.malloc && a.calloc == b.calloc && a.realloc == b.realloc &&
+           a.free == b.free;
+}
 
 PyMemAllocatorDomain pymem_domain(int d) noexcept {
     return d == kRaw ? PYMEM_DOMAIN_RAW : d == kMem ? PYMEM_DOMAIN_MEM : PYMEM_DOMAIN_OBJ;
 }
 
 std::atomic<bool> active{false};
+Layer* top_layer[kDomains] = {nullptr, nullptr, nullptr};  // the layers installed now (GIL)
 
 }  // namespace
 
 bool install() {
     if (active.load()) return true;  // idempotent
-    Layer* top[kDomains] = {nullptr, nullptr, nullptr};
+    Layer* chosen[kDomains] = {nullptr, nullptr, nullptr};
     for (int d = 0; d < kDomains; ++d) {
         PyMemAllocatorEx current;
         PyMem_GetAllocator(pymem_domain(d), &current);
         if (is_ours(current)) {
-            top[d] = static_cast<Layer*>(current.ctx);
+            chosen[d] = static_cast<Layer*>(current.ctx);  // our layer, passing through since uninstall
         } else if (layer_count[d] >= kMaxLayers) {
             PyErr_SetString(PyExc_RuntimeError, "memkit's allocator hook was layered over other hooks too many times");
             return false;
         }
     }
-    // A new session: blocks of earlier sessions are no longer counted when freed.
-    std::uint64_t next = (session.load() + 1) & 0xffff;
-    if (next == 0) next = 1;
+    // A new session: blocks of earlier sessions are no longer counted when freed. When the
+    // session numbers wrap, the map is wiped so that no stale entry matches a reused one.
+    std::uint64_t next = session.load() + 1;
+    if (next > kSessions) {
+        wipe_shadow();
+        next = 1;
+    }
     session.store(next);
-    all_counters.reset();
-    for (AtomicCounters& c : domain_counters) c.reset();
+    for (DomainCounters& c : domain_counters) c.reset();
+    all_peak.store(0);
     for (int d = 0; d < kDomains; ++d) {
-        if (top[d] == nullptr) {
-            Layer& layer = layers[d][layer_count[d]];
-            PyMem_GetAllocator(pymem_domain(d), &layer.below);
-            layer.domain = static_cast<Domain>(d);
-            layer.id = static_cast<std::uint64_t>(d * kMaxLayers + layer_count[d] + 1);
-            layer.counting.store(true);
-            ++layer_count[d];
-            PyMemAllocatorEx ours{&layer, &layer_malloc, &layer_calloc, &layer_realloc, &layer_free};
+        Layer* layer = chosen[d];
+        if (layer == nullptr) {
+            // The first install over this allocator: wrap it. The layer then stays in the
+            // chain for good (uninstall makes it pass-through), because swapping the
+            // allocator struct under threads that call the raw domain without the GIL
+            // could hand one of them a mismatched function and context.
+            layer = &layers[d][layer_count[d]++];
+            PyMem_GetAllocator(pymem_domain(d), &layer->below);
+            layer->counting.store(true);
+            PyMemAllocatorEx ours = d == kRaw   ? intercepts<kRaw>(layer)
+                                    : d == kMem ? intercepts<kMem>(layer)
+                                                : intercepts<kObj>(layer);
             PyMem_SetAllocator(pymem_domain(d), &ours);
         } else {
-            top[d]->counting.store(true);
+            layer->counting.store(true);
         }
+        top_layer[d] = layer;
     }
     active.store(true);
     return true;
@@ -372,19 +621,20 @@ bool install() {
 
 bool uninstall() {
     if (!active.load()) return true;
-    Layer* top[kDomains];
     for (int d = 0; d < kDomains; ++d) {
         PyMemAllocatorEx current;
         PyMem_GetAllocator(pymem_domain(d), &current);
-        if (!is_ours(current)) {
+        // Our layer on top; or what it wrapped, when a hook installed before memkit's was
+        // stopped and put back the allocator it had saved, taking memkit's layer out.
+        const bool on_top = is_ours(current) && current.ctx == top_layer[d];
+        if (!on_top && !same_allocator(current, top_layer[d]->below)) {
             PyErr_SetString(PyExc_RuntimeError,
                             "another allocator hook was installed on top of memkit's (tracemalloc, memray?): "
                             "stop it first, then uninstall memkit");
             return false;
         }
-        top[d] = static_cast<Layer*>(current.ctx);
     }
-    for (Layer* layer : top) layer->counting.store(false);  // pass-through from now on
+    for (Layer* layer : top_layer) layer->counting.store(false);  // pass-through from now on
     active.store(false);
     return true;
 }
@@ -393,11 +643,14 @@ bool installed() noexcept { return active.load(); }
 
 bool begin_scope(Scope* scope) {
     if (!scope->all_threads) {
-        if (thread_scope_count >= kMaxScopes) {
+        ThreadState& t = ts;
+        if (t.scope_count >= kMaxScopes) {
             PyErr_SetString(PyExc_RuntimeError, "too many nested memkit trackers/limits in this thread");
             return false;
         }
-        thread_scopes[thread_scope_count++] = scope;
+        t.scopes = thread_scope_stack;
+        t.scopes[t.scope_count] = scope;
+        ++t.scope_count;
         return true;
     }
     for (std::atomic<Scope*>& slot : global_scopes) {
@@ -413,10 +666,11 @@ bool begin_scope(Scope* scope) {
 
 void end_scope(Scope* scope) noexcept {
     if (!scope->all_threads) {
-        for (int i = thread_scope_count - 1; i >= 0; --i) {
-            if (thread_scopes[i] == scope) {
-                for (int j = i; j + 1 < thread_scope_count; ++j) thread_scopes[j] = thread_scopes[j + 1];
-                --thread_scope_count;
+        ThreadState& t = ts;
+        for (int i = t.scope_count - 1; i >= 0; --i) {
+            if (t.scopes[i] == scope) {
+                for (int j = i; j + 1 < t.scope_count; ++j) t.scopes[j] = t.scopes[j + 1];
+                --t.scope_count;
                 return;
             }
         }
@@ -435,13 +689,27 @@ void end_scope(Scope* scope) noexcept {
     }
 }
 
-Counters totals() noexcept { return all_counters.snapshot(); }
+Counters totals() noexcept {
+    Counters all;
+    for (const DomainCounters& d : domain_counters) {
+        const Counters c = d.snapshot();
+        all.allocations += c.allocations;
+        all.frees += c.frees;
+        all.reallocs += c.reallocs;
+        all.total_bytes += c.total_bytes;
+        all.current_bytes += c.current_bytes;
+        for (int b = 0; b < kBuckets; ++b) all.histogram[b] += c.histogram[b];
+    }
+    all.peak_bytes = all_peak.load(kRelaxed);
+    if (all.peak_bytes < all.current_bytes) all.peak_bytes = all.current_bytes;
+    return all;
+}
 
 Counters domain_totals(Domain d) noexcept { return domain_counters[d].snapshot(); }
 
 void reset_peak() noexcept {
-    all_counters.peak_bytes.store(all_counters.current_bytes.load());
-    for (AtomicCounters& c : domain_counters) c.peak_bytes.store(c.current_bytes.load());
+    for (DomainCounters& c : domain_counters) c.peak_bytes.store(c.current_bytes.load());
+    all_peak.store(all_current());
 }
 
 }  // namespace memkit::hook

@@ -1,19 +1,32 @@
 // memkit's allocator hook: the one place that talks to CPython's PyMem_* allocators.
 //
 // install() puts a layer over the raw, mem and object domains (PyMem_SetAllocator) that
-// wraps whatever allocator was there and counts every block with its true size, kept in a
-// 16-byte header in front of the block. Frees read the size back from the header, so they
-// are exact; blocks without memkit's header (allocated before install, or by another
-// layer) are recognised by the header's tag and passed through uncounted.
+// wraps whatever allocator was there and counts every block with its true size. The size
+// is not stored in the block (a header would push every small object into the next
+// pymalloc size class and cost more than the counting): it goes into a shadow map, 16 bits
+// for each 16-byte granule of address space that starts a counted block (blocks are at
+// least 16-byte aligned, so no two share a granule). Frees read the size back, so they are
+// exact; blocks without an entry (allocated before install, or while not counting) pass
+// through uncounted. Entries also name the allocating domain and install session, so a
+// block freed through another domain or after a reinstall is charged correctly.
 //
-// uninstall() cannot hand the domains back while blocks with headers are alive - the
-// previous allocator would free the wrong address - so it switches the layer to
-// pass-through: no counting, no new headers, old headers still stripped on free.
+// uninstall() puts the previous allocators back: with nothing stored in the blocks, the
+// allocator below frees them as its own. Entries of blocks freed after that go stale; the
+// session in every entry keeps a stale entry from being mistaken for a live one, and the
+// map is wiped when the 4-bit session number wraps.
 //
 // Rules for the intercepts (they run inside every allocation of the interpreter): never
 // call Python, never allocate through PyMem, never block; re-entrancy is guarded with a
 // thread-local flag; all shared state is atomic, because the raw domain is called without
 // the GIL from any thread.
+//
+// Speed: counting must be cheap enough to leave on. Each domain has its own counters. The
+// mem and object domains are only ever called with the GIL held (CPython's rule for them),
+// so on GIL builds their counters are updated with plain loads and stores - still
+// std::atomic, so readers on other threads see whole values, but no lock-prefixed
+// read-modify-write. The raw domain (called from any thread without the GIL), scopes that
+// count every thread, and the all-domain peak use real atomic read-modify-writes; so does
+// everything on free-threaded builds. Totals are sums of the domains.
 #pragma once
 
 #include <Python.h>
@@ -25,6 +38,10 @@ namespace memkit::hook {
 
 enum Domain : int { kRaw = 0, kMem = 1, kObj = 2, kDomains = 3 };
 
+// Allocation sizes are histogrammed in power-of-two buckets: bucket b counts allocations of
+// more than 2**(b-1) and at most 2**b bytes (bucket 0: 0 or 1 byte).
+constexpr int kBuckets = 49;  // sizes are below 2**48
+
 struct Counters {
     std::uint64_t allocations = 0;  // mallocs and callocs (and reallocs of NULL)
     std::uint64_t frees = 0;
@@ -32,6 +49,7 @@ struct Counters {
     std::uint64_t total_bytes = 0;    // bytes handed out: allocations plus realloc growth
     std::int64_t current_bytes = 0;   // live bytes allocated since install
     std::int64_t peak_bytes = 0;      // high-water mark of current_bytes
+    std::uint64_t histogram[kBuckets] = {};  // allocations by size (see kBuckets)
 };
 
 // Turns counting on (installing the layer over the current allocators if memkit's layer
@@ -39,7 +57,8 @@ struct Counters {
 // Precondition: the GIL is held.
 bool install();
 
-// Turns counting off. RuntimeError (false) if another hook sits on top of memkit's layer.
+// Turns counting off and restores the allocators memkit's layer wrapped. RuntimeError
+// (false) if another hook sits on top of memkit's layer.
 // Precondition: the GIL is held.
 bool uninstall();
 
@@ -48,6 +67,9 @@ bool installed() noexcept;
 // A tracker or a budget: what one thread (or every thread) allocates and frees between
 // begin and end. `limit` >= 0 makes it a budget: an allocation that would take `net` past
 // it fails (returns NULL) before it is made, and `refused` remembers its size.
+//
+// A threads="current" scope is written only by its own thread (plain stores); an
+// all-threads scope takes atomic read-modify-writes.
 struct Scope {
     std::atomic<std::uint64_t> allocations{0};
     std::atomic<std::uint64_t> frees{0};
