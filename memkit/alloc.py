@@ -11,7 +11,8 @@ What is counted: every allocation CPython and extensions make through ``PyMem_*`
 ``install()`` (they are freed correctly, and their frees are not counted either).
 
 ``track()`` counts what a block of code allocates; ``limit()`` gives it a hard budget. The
-``python -m memkit run`` command and the pytest plugin will build on these (docs/alloc.md).
+pytest plugin (``memkit.pytest_plugin``) builds on these, and the ``python -m memkit run``
+command will (docs/alloc.md).
 """
 
 from __future__ import annotations
