@@ -59,6 +59,7 @@ def collect() -> dict[str, Any]:
         "page size": _core.info.page_size(),
         "transparent huge pages": transparent_huge_pages(),
         "max alignment": _core.info.MAX_ALIGN,
+        "allocator hook": "installed" if _core.alloc.installed() else "not installed",
     }
 
 

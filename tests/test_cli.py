@@ -73,6 +73,18 @@ def test_info_json_is_one_object_with_the_same_facts() -> None:
     page = facts["page size"]
     assert page >= 4096 and page & (page - 1) == 0
     assert facts["python build"].startswith(("GIL", "free-threaded"))
+    assert facts["allocator hook"] == "not installed"  # a fresh process: nothing installed it
+
+
+def test_info_reports_the_hook_state() -> None:
+    from memkit import alloc
+
+    alloc.install()
+    try:
+        assert _info.collect()["allocator hook"] == "installed"
+    finally:
+        alloc.uninstall()
+    assert _info.collect()["allocator hook"] == "not installed"
 
 
 def test_help_and_missing_command() -> None:
