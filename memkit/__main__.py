@@ -2,14 +2,17 @@
 
 Commands:
     info    what was built, how, and the machine it runs on
+    run     run a script with the allocator hook on and report what it allocated
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -21,6 +24,63 @@ def _cmd_info(args: argparse.Namespace) -> int:
     else:
         print(_info.format_table(facts))
     return 0
+
+
+def _size(text: str) -> int:
+    """``--limit``'s type: bytes from ``"64 MiB"``, ``"1.5 GB"`` or ``"4096"``."""
+    from .alloc import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _write_json(report: dict[str, Any], path: str, stdout: TextIO) -> None:
+    """The report as one line of JSON, to ``path`` or (``-``) to ``stdout``."""
+    line = json.dumps(report) + "\n"
+    if path == "-":
+        stdout.write(line)
+        stdout.flush()
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(line)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import _run
+
+    # Where the report goes is fixed before the script runs: it may chdir or replace the streams.
+    json_path = args.json if args.json in (None, "-") else os.path.abspath(args.json)
+    stdout, stderr = sys.stdout, sys.stderr
+    command = list(args.command)
+    if command[:1] == ["--"]:  # `run -- script.py`: the usual end of the options
+        command = command[1:]
+    if not command:
+        args.parser.error("the following arguments are required: script.py")
+    if json_path not in (None, "-") and not os.path.isdir(os.path.dirname(json_path)):
+        args.parser.error(f"argument --json: no directory {os.path.dirname(json_path)!r} to write {args.json!r} in")
+    try:
+        report = _run.run_script(command[0], command[1:], args.limit)
+    except _run.ScriptNotFoundError as exc:
+        print(f"python -m memkit run: {exc.strerror}", file=sys.stderr)
+        return 2
+    _run.report_exit(report)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken by the script: nothing left to flush
+            pass
+    if json_path is None:
+        print(_run.format_summary(report), file=stderr)
+        return report.exit_code
+    try:
+        _write_json(_run.report_to_json(report), json_path, stdout)
+    except (OSError, ValueError) as exc:
+        print(f"python -m memkit run: cannot write the JSON report to {args.json}: {exc}", file=stderr)
+        print(_run.format_summary(report), file=stderr)
+        return report.exit_code or 1
+    return report.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +98,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", action="store_true", help="print the facts as one JSON object")
     info.set_defaults(run=_cmd_info)
+    run = commands.add_parser(
+        "run",
+        usage="%(prog)s [-h] [--limit SIZE] [--json PATH] script.py [args ...]",
+        help="run a script like `python script.py` and report what it allocated",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Run script.py as `python script.py args...` would (same sys.argv, the script's\n"
+            "directory first on sys.path, run as __main__, same exit code) with memkit's\n"
+            "allocator hook on, then report on stderr: allocations, frees, reallocs, peak,\n"
+            "current bytes at exit and total bytes, per domain (raw, mem, object), and a\n"
+            "histogram of allocation sizes."
+        ),
+        epilog=(
+            "Everything after script.py goes to the script, options included:\n"
+            "  python -m memkit run --limit '64 MiB' job.py --input data.csv -v\n"
+            "\n"
+            "Exit code: the script's (sys.exit(n); 1 for an uncaught exception or a\n"
+            "sys.exit('message'); 130 for KeyboardInterrupt); 2 when the script cannot be\n"
+            "opened or the options are wrong. Non-daemon threads are waited for, as python\n"
+            "does, before the counters are read."
+        ),
+    )
+    run.add_argument(
+        "--limit",
+        type=_size,
+        metavar="SIZE",
+        help=(
+            "a memory budget for the whole script, all threads: bytes, or '64 MiB', '1.5 GB' "
+            "(KiB/MiB/GiB powers of 1024, KB/MB/GB of 1000). An allocation past it fails with "
+            "MemoryError, reported as memkit.alloc.MemoryLimitError (exit code 1)"
+        ),
+    )
+    run.add_argument(
+        "--json",
+        metavar="PATH",
+        help=(
+            "write the report as one JSON object to PATH instead of the summary on stderr; "
+            "'-' prints it on stdout as one line after the script's own output"
+        ),
+    )
+    # One REMAINDER positional, split in _cmd_run: argparse then passes everything from the
+    # script on verbatim, options and "--" included (a separate `script` positional would
+    # swallow a "--" that follows it).
+    run.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="script.py [args ...]",
+        help="the script to run (a file, or a directory with __main__.py) and its arguments",
+    )
+    run.set_defaults(run=_cmd_run, parser=run)
     return parser
 
 
