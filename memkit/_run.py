@@ -203,12 +203,12 @@ def run_script(script: str, args: list[str], max_bytes: int | None = None) -> Ru
     del namespace  # the script's globals lived until the counters were read
     limit_report = None
     if budget is not None:
-        refused = budget._scope.refused  # the first refused request, or -1
+        refused = budget.refused
         limit_report = LimitReport(
             max_bytes=budget.max_bytes,
             peak_bytes=budget.peak_bytes,
             net_bytes=budget.net_bytes,
-            refused=refused if refused >= 0 else None,
+            refused=refused,
             raised=isinstance(outcome, alloc.MemoryLimitError),
         )
     return RunReport(

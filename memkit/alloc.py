@@ -11,8 +11,8 @@ What is counted: every allocation CPython and extensions make through ``PyMem_*`
 ``install()`` (they are freed correctly, and their frees are not counted either).
 
 ``track()`` counts what a block of code allocates; ``limit()`` gives it a hard budget. The
-pytest plugin (``memkit.pytest_plugin``) builds on these, and the ``python -m memkit run``
-command will (docs/alloc.md).
+pytest plugin (``memkit.pytest_plugin``) and the ``python -m memkit run`` command build on
+these (docs/alloc.md, docs/cli.md).
 """
 
 from __future__ import annotations
@@ -280,12 +280,21 @@ class Limit(Tracker):
         super().__init__(threads, _limit=max_bytes)
         self.max_bytes = max_bytes
 
+    @property
+    def refused(self) -> int | None:
+        """The size of the first allocation the budget refused, or ``None`` if none was.
+
+        Set even when the code inside caught the ``MemoryError`` and carried on.
+        """
+        refused = int(self._scope.refused)
+        return refused if refused >= 0 else None
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         super().__exit__(exc_type, exc, tb)
-        refused = int(self._scope.refused)
-        if exc is not None and isinstance(exc, MemoryError) and not isinstance(exc, MemoryLimitError) and refused >= 0:
+        refused = self.refused
+        if refused is not None and isinstance(exc, MemoryError) and not isinstance(exc, MemoryLimitError):
             raise MemoryLimitError(self.max_bytes, self.net_bytes, refused) from exc
 
 

@@ -280,9 +280,9 @@ def _call(call: Callable[[], object], scope: Tracker) -> object:
         result = call()
     except Exception as exc:
         end()
-        refused = scope._scope.refused
-        if not isinstance(scope, Limit) or refused < 0:
+        if not isinstance(scope, Limit) or scope.refused is None:
             raise
+        refused = scope.refused
         message = (
             f"memkit_limit: the test went over its budget of {_bytes(scope.max_bytes)}\n"
             f"an allocation of {_bytes(refused)} was refused; the test's peak was {_bytes(scope.peak_bytes)}"

@@ -382,6 +382,10 @@ def test_memory_error_caught_inside_the_block_exits_normally() -> None:
         except MemoryError:
             caught = True
     assert caught and lim.net_bytes <= 64 * 1024
+    assert lim.refused is not None and lim.refused >= 1024 * 1024  # remembered though caught
+    with alloc.limit("64 MiB") as roomy:
+        _ = bytearray(1024)
+    assert roomy.refused is None
     alloc.uninstall()
 
 

@@ -227,7 +227,20 @@ struct alignas(64) DomainCounters {
 };
 
 DomainCounters domain_counters[kDomains];
-alignas(64) std::atomic<std::int64_t> all_peak{0};  // the high-water mark of all domains' current bytes
+// The high-water mark of all domains' current bytes, in two halves with one kind of writer
+// each: the GIL domains raise their half with plain stores (the GIL orders them), threads
+// in the raw domain raise theirs with compare-exchange. The peak is the larger half.
+alignas(64) std::atomic<std::int64_t> all_peak_gil{0};
+alignas(64) std::atomic<std::int64_t> all_peak_shared{0};
+
+template <bool Shared>
+inline std::atomic<std::int64_t>& all_peak_half() noexcept {
+    if constexpr (Shared) {
+        return all_peak_shared;
+    } else {
+        return all_peak_gil;
+    }
+}
 
 // The install session whose blocks are counted; a block from an earlier session is freed
 // correctly but not counted (its allocation was not counted either). Never 0.
@@ -387,9 +400,7 @@ __attribute__((always_inline)) inline void grow_current(DomainCounters& c, std::
         c.current_bytes.store(now, kRelaxed);
     }
     raise_peak<Shared>(c.peak_bytes, now);
-    // The all-domain peak is shared by every domain: a compare-exchange, but only when it
-    // actually rises.
-    raise_peak<true>(all_peak, all_current());
+    raise_peak<Shared>(all_peak_half<Shared>(), all_current());
 }
 
 template <bool Shared>
@@ -595,7 +606,8 @@ bool install() {
     }
     session.store(next);
     for (DomainCounters& c : domain_counters) c.reset();
-    all_peak.store(0);
+    all_peak_gil.store(0);
+    all_peak_shared.store(0);
     for (int d = 0; d < kDomains; ++d) {
         Layer* layer = chosen[d];
         if (layer == nullptr) {
@@ -700,7 +712,7 @@ Counters totals() noexcept {
         all.current_bytes += c.current_bytes;
         for (int b = 0; b < kBuckets; ++b) all.histogram[b] += c.histogram[b];
     }
-    all.peak_bytes = all_peak.load(kRelaxed);
+    all.peak_bytes = std::max(all_peak_gil.load(kRelaxed), all_peak_shared.load(kRelaxed));
     if (all.peak_bytes < all.current_bytes) all.peak_bytes = all.current_bytes;
     return all;
 }
@@ -709,7 +721,8 @@ Counters domain_totals(Domain d) noexcept { return domain_counters[d].snapshot()
 
 void reset_peak() noexcept {
     for (DomainCounters& c : domain_counters) c.peak_bytes.store(c.current_bytes.load());
-    all_peak.store(all_current());
+    all_peak_gil.store(all_current());
+    all_peak_shared.store(all_current());
 }
 
 }  // namespace memkit::hook
