@@ -306,7 +306,9 @@ def test_tracker_fields_and_nesting() -> None:
         with alloc.track() as inner:
             a = _alloc._allocate("raw", 3000)
         _alloc._free("raw", a)
-    assert inner.allocations >= 1 and inner.allocated_bytes >= 3000 and inner.peak_bytes >= 3000
+    assert inner.allocations >= 1 and inner.allocated_bytes >= 3000
+    # net_bytes may dip below 0 first (the interpreter frees something inside the block).
+    assert inner.peak_bytes >= 3000 - inner.freed_bytes
     assert outer.frees >= 1 and outer.freed_bytes >= 3000
     assert outer.net_bytes == outer.allocated_bytes - outer.freed_bytes
     assert outer.peak_bytes >= inner.peak_bytes
