@@ -50,6 +50,7 @@ from .cell import (
 )
 from .cow import Cow
 from .guard import ScopeGuard, defer, on_error, on_success, restoring, restoring_item
+from .slotmap import SlotMap, key_generation, key_index
 from .sync import Condvar, Mutex, MutexGuard, PoisonError, ReadGuard, RwLock, WriteGuard, lock_all
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "RwLock",
     "ScopeGuard",
     "ShardedCounter",
+    "SlotMap",
     "Tracker",
     "WriteGuard",
     "__version__",
@@ -92,6 +94,8 @@ __all__ = [
     "cache_line_size",
     "debug_borrows",
     "defer",
+    "key_generation",
+    "key_index",
     "lock_all",
     "on_error",
     "on_success",

@@ -14,6 +14,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     memkit::bindings::register_atomic(atomic);
     auto cell = m.def_submodule("cell", "Borrow-checked cells.");
     memkit::bindings::register_cell(cell);
+    auto slotmap = m.def_submodule("slotmap", "Generational slot maps.");
+    memkit::bindings::register_slotmap(slotmap);
     auto sync = m.def_submodule("sync", "Locks that own their data.");
     memkit::bindings::register_sync(sync);
     auto alloc = m.def_submodule("alloc", "The allocator hook.");

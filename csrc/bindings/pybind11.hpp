@@ -17,6 +17,7 @@ void register_arena(py::module_& m);
 void register_pool(py::module_& m);
 void register_atomic(py::module_& m);
 void register_cell(py::module_& m);
+void register_slotmap(py::module_& m);
 void register_sync(py::module_& m);
 void register_alloc(py::module_& m);
 void register_info(py::module_& m);

@@ -6,4 +6,5 @@ from . import atomic as atomic
 from . import buffers as buffers
 from . import cell as cell
 from . import info as info
+from . import slotmap as slotmap
 from . import sync as sync
