@@ -115,3 +115,43 @@ def test_switch_memkit_install_uninstall(benchmark: Any, no_hook: None) -> None:
 
     benchmark(install_uninstall)
     assert not alloc.installed()
+
+
+PAIRS = "allocator hook: 100,000 object-domain malloc+free pairs (C loop, 1,000 live blocks)"
+
+
+def churn(benchmark: Any) -> None:
+    """The hook's own per-call cost: a C++ loop freeing a random one of 1,000 live blocks and
+    allocating a new one of 16-215 bytes, through PyObject_Free/PyObject_Malloc."""
+    from memkit._core import alloc as _alloc
+
+    benchmark(_alloc._object_churn, 100_000, 1_000)
+
+
+@pytest.mark.benchmark(group=PAIRS)
+def test_pairs_untracked(benchmark: Any, no_hook: None) -> None:
+    baseline(benchmark)
+    churn(benchmark)
+
+
+@pytest.mark.benchmark(group=PAIRS)
+def test_pairs_memkit_counting(benchmark: Any, no_hook: None) -> None:
+    alloc.install()
+    churn(benchmark)
+    assert alloc.stats().by_domain["object"].allocations >= 100_000
+
+
+@pytest.mark.benchmark(group=PAIRS)
+def test_pairs_memkit_inside_limit(benchmark: Any, no_hook: None) -> None:
+    with alloc.limit("1 GiB") as budget:
+        churn(benchmark)
+    assert budget.allocations >= 100_000
+
+
+@pytest.mark.benchmark(group=PAIRS)
+def test_pairs_tracemalloc_1_frame(benchmark: Any, no_hook: None) -> None:
+    tracemalloc.start(1)
+    try:
+        churn(benchmark)
+    finally:
+        tracemalloc.stop()

@@ -411,3 +411,19 @@ def test_parse_size_rejects(bad: object, error: type[Exception]) -> None:
 def test_bad_threads_argument() -> None:
     with pytest.raises(ValueError, match="threads must be"):
         alloc.track(threads="some")  # type: ignore[arg-type]
+
+
+def test_sixteen_nested_scopes_per_thread_and_a_clear_error_beyond() -> None:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        trackers = [stack.enter_context(alloc.track()) for _ in range(16)]
+        with pytest.raises(RuntimeError, match="too many nested memkit trackers/limits in this thread"):
+            stack.enter_context(alloc.track())
+        data = bytearray(10_000)
+    assert all(t.allocated_bytes >= 10_000 for t in trackers)
+    del data
+    with alloc.track() as after:  # every scope was ended: a fresh one works
+        _ = bytearray(100)
+    assert after.allocations >= 1
+    alloc.uninstall()

@@ -196,7 +196,8 @@ int layer_count[kDomains] = {0, 0, 0};  // guarded by the GIL (install/uninstall
 // ---- counters ------------------------------------------------------------------------------
 
 struct alignas(64) DomainCounters {
-    std::atomic<std::uint64_t> allocations{0};
+    // No allocations counter: every allocation lands in exactly one histogram bucket, so
+    // the count is their sum (one add fewer per allocation).
     std::atomic<std::uint64_t> frees{0};
     std::atomic<std::uint64_t> reallocs{0};
     std::atomic<std::uint64_t> total_bytes{0};
@@ -205,7 +206,6 @@ struct alignas(64) DomainCounters {
     std::atomic<std::uint64_t> histogram[kBuckets] = {};
 
     void reset() noexcept {
-        allocations = 0;
         frees = 0;
         reallocs = 0;
         total_bytes = 0;
@@ -215,13 +215,15 @@ struct alignas(64) DomainCounters {
     }
     Counters snapshot() const noexcept {
         Counters c;
-        c.allocations = allocations.load(kRelaxed);
         c.frees = frees.load(kRelaxed);
         c.reallocs = reallocs.load(kRelaxed);
         c.total_bytes = total_bytes.load(kRelaxed);
         c.current_bytes = current_bytes.load(kRelaxed);
         c.peak_bytes = peak_bytes.load(kRelaxed);
-        for (int b = 0; b < kBuckets; ++b) c.histogram[b] = histogram[b].load(kRelaxed);
+        for (int b = 0; b < kBuckets; ++b) {
+            c.histogram[b] = histogram[b].load(kRelaxed);
+            c.allocations += c.histogram[b];
+        }
         return c;
     }
 };
@@ -248,20 +250,22 @@ std::atomic<std::uint64_t> session{0};
 
 // ---- per-thread state --------------------------------------------------------------------
 
-constexpr int kMaxScopes = 64;
+constexpr int kMaxScopes = 64;        // threads="all" scopes alive at once
+constexpr int kMaxThreadScopes = 16;  // one thread's nested trackers and limits
 
-// What every intercept reads: kept small and in the initial-exec TLS model, so reaching it
-// is one instruction rather than a call into the dynamic linker.
+// What every intercept reads: in the initial-exec TLS model, so reaching it is one
+// instruction rather than a call into the dynamic linker, and small (136 bytes), because
+// that model takes space from the static TLS block glibc reserves for dlopen'd modules.
+// The scope pointers sit inline: one dependent load fewer on every counted allocation.
 struct ThreadState {
-    bool in_hook;    // re-entrancy guard: an allocation made by the layer below
-    int scope_count; // this thread's current-thread scopes
-    Scope** scopes;  // outermost first; points at thread_scope_stack once used
+    bool in_hook;                      // re-entrancy guard: an allocation made by the layer below
+    int scope_count;                   // this thread's current-thread scopes
+    Scope* scopes[kMaxThreadScopes];   // outermost first
 };
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
-thread_local ThreadState ts = {false, 0, nullptr};
-thread_local Scope* thread_scope_stack[kMaxScopes];
+thread_local ThreadState ts = {false, 0, {}};
 
 std::atomic<Scope*> global_scopes[kMaxScopes];   // threads="all" scopes; nullptr = free slot
 std::atomic<int> global_scope_count{0};
@@ -334,36 +338,24 @@ __attribute__((noinline)) void charge_global(std::int64_t allocated, std::int64_
     }
 }
 
-// Budgets: reserves `grow` (> 0) bytes in every budget, or nothing (false) if one would go
-// over. This thread's own scopes are written by this thread alone: plain stores.
-inline bool reserve(ThreadState& t, std::int64_t grow) noexcept {
+// Budgets, before an allocation (or realloc growth) of `grow` > 0 bytes is made: false if
+// it would take one of them over, with nothing charged. This thread's own scopes are
+// only checked here (they are written by this thread alone, and nothing can charge them
+// between this check and charge() after the allocation); all-threads budgets reserve
+// the bytes now, since other threads charge them meanwhile.
+inline bool admit(ThreadState& t, std::int64_t grow) noexcept {
     for (int i = 0; i < t.scope_count; ++i) {
         Scope* s = t.scopes[i];
-        if (s->limit < 0) continue;
-        const std::int64_t now = s->net.load(kRelaxed) + grow;
-        if (now > ceiling_of(s)) {
+        if (s->limit >= 0 && s->net.load(kRelaxed) + grow > ceiling_of(s)) {
             refuse(s, grow);
-            for (int j = 0; j < i; ++j) {
-                if (t.scopes[j]->limit >= 0) add<false>(t.scopes[j]->net, -grow);
-            }
             return false;
         }
-        s->net.store(now, kRelaxed);
     }
-    if (global_scope_count.load(kRelaxed) != 0 && !reserve_global(grow)) {
-        for (int j = 0; j < t.scope_count; ++j) {
-            if (t.scopes[j]->limit >= 0) add<false>(t.scopes[j]->net, -grow);
-        }
-        return false;
-    }
-    return true;
+    return global_scope_count.load(kRelaxed) == 0 || reserve_global(grow);
 }
 
-// Gives back a reservation whose allocation failed.
-inline void unreserve(ThreadState& t, std::int64_t grow) noexcept {
-    for (int i = 0; i < t.scope_count; ++i) {
-        if (t.scopes[i]->limit >= 0) add<false>(t.scopes[i]->net, -grow);
-    }
+// Undoes admit() when the allocation itself failed.
+inline void unadmit(std::int64_t grow) noexcept {
     if (global_scope_count.load(kRelaxed) != 0) unreserve_global(grow);
 }
 
@@ -376,8 +368,7 @@ inline void charge(ThreadState& t, std::int64_t allocated, std::int64_t freed) n
         if constexpr (Blocks < 0) add<false>(s->frees, std::uint64_t{1});
         if (allocated != 0) add<false>(s->allocated_bytes, allocated);
         if (freed != 0) add<false>(s->freed_bytes, freed);
-        // Budgets took the allocated bytes when reserving; trackers take them now.
-        const std::int64_t now = s->net.load(kRelaxed) + (s->limit >= 0 ? 0 : allocated) - freed;
+        const std::int64_t now = s->net.load(kRelaxed) + allocated - freed;
         s->net.store(now, kRelaxed);
         if (allocated > 0) raise_peak<false>(s->peak, now);
     }
@@ -405,7 +396,6 @@ __attribute__((always_inline)) inline void grow_current(DomainCounters& c, std::
 
 template <bool Shared>
 __attribute__((always_inline)) inline void count_alloc(DomainCounters& c, std::size_t n) noexcept {
-    add<Shared>(c.allocations, std::uint64_t{1});
     add<Shared>(c.total_bytes, static_cast<std::uint64_t>(n));
     add<Shared>(c.histogram[bucket_of(n)], std::uint64_t{1});
     grow_current<Shared>(c, static_cast<std::int64_t>(n));
@@ -448,12 +438,12 @@ void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noex
     if (n > kMaxSize) return nullptr;
     const bool scoped = have_scopes(t);
     const auto grow = static_cast<std::int64_t>(n);
-    if (scoped && grow > 0 && !reserve(t, grow)) return nullptr;  // over a budget: fail first
+    if (scoped && grow > 0 && !admit(t, grow)) return nullptr;  // over a budget: fail first
     t.in_hook = true;
     void* block = zero ? layer->below.calloc(layer->below.ctx, 1, n) : layer->below.malloc(layer->below.ctx, n);
     t.in_hook = false;
     if (block == nullptr || !count_new<D>(block, n)) {
-        if (scoped && grow > 0) unreserve(t, grow);
+        if (scoped && grow > 0) unadmit(grow);
         return block;
     }
     if (scoped) charge<1>(t, grow, 0);
@@ -532,7 +522,7 @@ void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     const bool counting = !t.in_hook && n <= kMaxSize;
     const bool scoped = counting && have_scopes(t);
     const std::int64_t growth = static_cast<std::int64_t>(n) - static_cast<std::int64_t>(r.size);
-    if (scoped && growth > 0 && !reserve(t, growth)) return nullptr;  // a realloc is charged only its growth
+    if (scoped && growth > 0 && !admit(t, growth)) return nullptr;  // a realloc is charged only its growth
     // Forget the block first: if it moves, the allocator frees the old place at once.
     forget(r);
     const bool nested = t.in_hook;
@@ -541,14 +531,14 @@ void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     t.in_hook = nested;
     if (moved == nullptr) {
         record(block, r.size, r.session, r.domain);  // the old block is untouched and still ours
-        if (scoped && growth > 0) unreserve(t, growth);
+        if (scoped && growth > 0) unadmit(growth);
         return nullptr;
     }
     if (!counting || !record(moved, n, r.session, r.domain)) {
         // Nested in the layer below, too big, or an address the map cannot describe: the
         // block leaves the counts.
         count_gone<D>(r);
-        if (scoped && growth > 0) unreserve(t, growth);
+        if (scoped && growth > 0) unadmit(growth);
         if (scoped) charge<-1>(t, 0, static_cast<std::int64_t>(r.size));
         return moved;
     }
@@ -656,11 +646,10 @@ bool installed() noexcept { return active.load(); }
 bool begin_scope(Scope* scope) {
     if (!scope->all_threads) {
         ThreadState& t = ts;
-        if (t.scope_count >= kMaxScopes) {
-            PyErr_SetString(PyExc_RuntimeError, "too many nested memkit trackers/limits in this thread");
+        if (t.scope_count >= kMaxThreadScopes) {
+            PyErr_SetString(PyExc_RuntimeError, "too many nested memkit trackers/limits in this thread (at most 16)");
             return false;
         }
-        t.scopes = thread_scope_stack;
         t.scopes[t.scope_count] = scope;
         ++t.scope_count;
         return true;
