@@ -23,6 +23,8 @@ import contextlib
 import functools
 import gc
 import inspect
+import sys
+import types
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -239,12 +241,69 @@ def _bind(function: Callable[..., object], args: tuple[Any, ...], kwargs: dict[s
     return functools.partial(function, *args, **kwargs)
 
 
+@functools.cache
+def _frame_new() -> Callable[[types.CodeType, dict[str, Any]], None] | None:
+    """Python 3.10 only: a function that makes a frame for a code object, without running
+    it, and drops it; None where the C API is out of reach."""
+    try:
+        import ctypes
+
+        new = ctypes.pythonapi.PyFrame_New
+        current = ctypes.pythonapi.PyThreadState_Get
+    except (ImportError, AttributeError, OSError):
+        return None
+    new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object, ctypes.c_void_p]
+    new.restype = ctypes.py_object  # a new reference, released when the result is dropped
+    current.argtypes = []
+    current.restype = ctypes.c_void_p
+
+    def make(code: types.CodeType, globals_: dict[str, Any]) -> None:
+        new(current(), code, globals_, None)
+
+    return make
+
+
+def _prime_frames(*functions: Callable[..., object]) -> None:
+    """On Python 3.10, give these functions the frame objects their next calls will use.
+
+    Python 3.10 frames are heap objects: a call takes its frame from the code object's
+    cached "zombie" frame, and the first call of a code object allocates one (or takes one
+    from the frame free list, grown to fit) and keeps it there afterwards. Making a frame
+    for the code and dropping it (``PyFrame_New``, which runs nothing) does that first
+    allocation here, before the counting starts, so a counted call reuses it. Called for
+    the test function (behind a partial or a bound method, and the functions its
+    decorators wrap, through ``__wrapped__``) and for the plugin's own functions that run
+    inside a counted region; the functions a test calls are not known in advance. Python
+    3.11+ keeps frames on a per-thread stack and needs none of this.
+    """
+    if sys.version_info >= (3, 11):
+        return
+    make = _frame_new()
+    if make is None:
+        return
+    for function in functions:
+        target: object = function
+        for _ in range(100):  # a bounded walk: a __wrapped__ cycle ends it
+            if isinstance(target, functools.partial):
+                target = target.func
+                continue
+            if inspect.ismethod(target):
+                target = target.__func__
+                continue
+            if isinstance(target, types.FunctionType):
+                make(target.__code__, target.__globals__)
+            target = getattr(target, "__wrapped__", None)
+            if target is None:
+                break
+
+
 def _measured(item: pytest.Function, plan: _Plan, original: Callable[..., object]) -> Callable[..., object]:
     @functools.wraps(original)
     def run(*args: Any, **kwargs: Any) -> object:
         from memkit import alloc
 
         call = _bind(original, args, kwargs)
+        _prime_frames(call, _call, _switches)  # memkit_no_leaks counts _call's frame too
         scope = _scope(item, plan)
         was_installed = alloc.installed()
         alloc.install()

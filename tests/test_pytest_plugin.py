@@ -4,12 +4,15 @@ Each test writes a small test file and runs pytest on it with ``pytester``. Exac
 from the private helper ``core.alloc._allocate``. The plugin counts exactly the test
 function's call, so an empty test allocates nothing; a body's own fixed cost (the int
 holding an address, ...) is measured by the plugin itself on an identical body that
-allocates 0 bytes, which makes the boundaries exact to the byte and the allocation.
+allocates 0 bytes, which makes the boundaries exact to the byte and the allocation. On
+Python 3.10 the first call of a function allocates its frame object; the plugin does that
+before counting for the test function, and the test files call their helpers once at import.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -18,6 +21,8 @@ import memkit.alloc
 pytest_plugins = ["pytester"]
 
 HEADER = '''
+import sys
+
 import pytest
 import memkit.alloc as alloc
 from memkit._native import core
@@ -32,6 +37,13 @@ def hold(nbytes):
 def allocate(count):
     for _ in range(count):
         hold(16)
+
+
+if sys.version_info < (3, 11):
+    # Python 3.10 allocates a function's frame object at its first call (and keeps it for
+    # the next): the plugin does that before counting for the test function itself, and
+    # this call does it for the helpers, so no test here pays for it.
+    allocate(1)
 '''
 
 
@@ -78,6 +90,8 @@ def section(result: pytest.RunResult, title: str) -> list[str]:
 def test_empty_test_allocates_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
+import functools
+
 import pytest
 
 
@@ -106,14 +120,58 @@ class TestClass:
         pass
 
 
+def calls_its_function(function):
+    @functools.wraps(function)
+    def wrapper():
+        return function()
+
+    return wrapper
+
+
+@pytest.mark.memkit_limit(0)
+@pytest.mark.memkit_max_allocations(0)
+@calls_its_function
+def test_empty_decorated():
+    pass
+
+
+def helper():
+    pass
+
+
+@pytest.mark.memkit_max_allocations(0)  # no budget: a refused frame would not be kept for the next call
+def test_first_call_of_a_helper():
+    helper()
+
+
+@pytest.mark.memkit_limit(0)
+@pytest.mark.memkit_max_allocations(0)
+def test_second_call_of_a_helper():
+    helper()
+
+
 @pytest.mark.memkit_max_allocations(0)
 def test_one_list():
     [[]]
 """
     )
     result = pytester.runpytest("-rA")
-    result.assert_outcomes(passed=4, failed=1)
-    assert outcomes(result)["test_one_list"] == "FAILED"
+    found = outcomes(result)
+    if sys.version_info < (3, 11):
+        # A function's first call allocates its frame object (or grows a free one): the plugin
+        # does it before counting for the test function and what it wraps, not for a helper.
+        del found["test_first_call_of_a_helper"]
+    else:
+        assert found.pop("test_first_call_of_a_helper") == "PASSED"
+    assert found == {
+        "test_empty": "PASSED",
+        "test_empty_with_fixtures[1]": "PASSED",
+        "test_empty_with_fixtures[2]": "PASSED",
+        "TestClass::test_empty_method": "PASSED",
+        "test_empty_decorated": "PASSED",
+        "test_second_call_of_a_helper": "PASSED",
+        "test_one_list": "FAILED",
+    }
 
 
 def test_limit_boundary_is_exact(pytester: pytest.Pytester) -> None:
@@ -350,6 +408,38 @@ def test_ran_four_times_with_one_fixture_value():
     assert "over its tolerance of 1,024 bytes (1 KiB)" in section(result, "test_leak_over_the_tolerance")[0]
 
 
+def test_first_tests_of_a_session(pytester: pytest.Pytester) -> None:
+    """In a new process, where the plugin's own functions run for the first time (on Python
+    3.10 a first call allocates a frame object), nothing of the plugin is counted."""
+    pytester.makepyfile(
+        """
+import pytest
+
+
+@pytest.mark.memkit_no_leaks
+def test_clean():
+    pass
+
+
+@pytest.mark.memkit_no_leaks(warmups=0)
+def test_clean_without_a_warm_up():
+    pass
+
+
+@pytest.mark.memkit_limit(0)
+@pytest.mark.memkit_max_allocations(0)
+def test_empty():
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-rA")
+    assert outcomes(result) == {
+        "test_clean": "PASSED",
+        "test_clean_without_a_warm_up": "PASSED",
+        "test_empty": "PASSED",
+    }
+
+
 # ---- bad marker arguments -----------------------------------------------------------------------
 
 BAD_MARKERS = {
@@ -399,6 +489,10 @@ def body(tracker, slot, nbytes):
     hold(nbytes)
     assert tracker.allocated_bytes >= nbytes  # live numbers during the call
     TRACKERS[slot] = tracker
+
+
+if sys.version_info < (3, 11):
+    body(alloc.track(), 0, 0)  # its frame object, as for the helpers above
 
 
 def test_a_block(memkit_tracker, big_setup):
