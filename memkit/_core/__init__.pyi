@@ -6,4 +6,5 @@ from . import atomic as atomic
 from . import buffers as buffers
 from . import cell as cell
 from . import info as info
+from . import layout as layout
 from . import sync as sync
