@@ -465,8 +465,8 @@ def describe(cls: Any) -> str:
         attrs += f", align({info.align_attr})"
     type_width = max((len(_type_label(f.type)) for f in info.fields), default=0)
     decls = [f"{_type_label(f.type):<{type_width}}  {f.name};" for f in info.fields]
-    decl_width = max([len(d) for d in decls] + [len(info.name) + 4, 16])
     head = f"struct {info.name} {{"
+    decl_width = max([len(d) for d in decls] + [len(head) - 4, 16])
     lines = [f"#[repr({attrs})]", f"{head:<{decl_width + 4}}    /* offset  size */"]
     end = 0
     holes = hole_bytes = 0

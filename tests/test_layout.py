@@ -317,6 +317,9 @@ def test_describe_seed() -> None:
             "};  /* size: 24, align: 8, members: 3, sum members: 11, holes: 1, sum holes: 7, padding: 6 */",
         ]
     )
+    lines = describe(SeedReordered).splitlines()  # a name longer than the type column
+    assert lines[1] == "struct SeedReordered {    /* offset  size */"
+    assert {line.index("/*") for line in lines[1:-1] if "XXX" not in line} == {26}
     packed = describe(SeedPacked)
     assert packed.startswith("#[repr(C, packed)]") and "XXX" not in packed and "padding: 0" in packed
     aligned = describe(CachePadded)
