@@ -526,34 +526,47 @@ int field_set(PyObject* self, PyObject* obj, PyObject* value) noexcept {
 // same cached lookup and read the field in place: a Field found on a Record's class is
 // read directly, anything else (methods, class attributes) takes the generic path.
 
+// A new reference to `name` looked up on `type` and its bases through CPython's type cache,
+// or nullptr (no exception) when no class defines it. The reference is held while the
+// field is used: a custom getter or setter may run code that replaces the class attribute.
+PyObject* lookup_ref(PyTypeObject* type, PyObject* name) noexcept {
+#if defined(Py_GIL_DISABLED)
+    return _PyType_LookupRef(type, name);  // another thread may be changing the class
+#else
+    PyObject* found = _PyType_Lookup(type, name);  // borrowed; valid while the GIL is held
+    Py_XINCREF(found);
+    return found;
+#endif
+}
+
 PyObject* record_getattro(PyObject* self, PyObject* name) noexcept {
     if (PyUnicode_CheckExact(name)) {
-        PyObject* descr = _PyType_Lookup(Py_TYPE(self), name);  // borrowed
+        PyObject* descr = lookup_ref(Py_TYPE(self), name);
         if (descr != nullptr && Py_IS_TYPE(descr, field_type)) {
             FieldObject* f = as_field(descr);
             RecordObject* rec = as_record(self);
-            if (f->offset + f->size > rec->size || rec->mem == nullptr) return field_get(descr, self, nullptr);
-            Py_INCREF(descr);  // a custom getter may run code that replaces the class attribute
-            PyObject* out = field_read(f, rec, self);
+            PyObject* out = f->offset + f->size > rec->size || rec->mem == nullptr ? field_get(descr, self, nullptr)
+                                                                                   : field_read(f, rec, self);
             Py_DECREF(descr);
             return out;
         }
+        Py_XDECREF(descr);
     }
     return PyObject_GenericGetAttr(self, name);
 }
 
 int record_setattro(PyObject* self, PyObject* name, PyObject* value) noexcept {
     if (PyUnicode_CheckExact(name)) {
-        PyObject* descr = _PyType_Lookup(Py_TYPE(self), name);  // borrowed
+        PyObject* descr = lookup_ref(Py_TYPE(self), name);
         if (descr != nullptr && Py_IS_TYPE(descr, field_type)) {
             FieldObject* f = as_field(descr);
             RecordObject* rec = as_record(self);
-            if (f->offset + f->size > rec->size || rec->mem == nullptr) return field_set(descr, self, value);
-            Py_INCREF(descr);
-            const int out = field_write(f, rec, self, value);
+            const int out = f->offset + f->size > rec->size || rec->mem == nullptr ? field_set(descr, self, value)
+                                                                                   : field_write(f, rec, self, value);
             Py_DECREF(descr);
             return out;
         }
+        Py_XDECREF(descr);
     }
     return PyObject_GenericSetAttr(self, name, value);
 }
