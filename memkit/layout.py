@@ -28,6 +28,7 @@ See docs/layout.md.
 from __future__ import annotations
 
 import inspect
+import operator
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, get_origin, overload
@@ -151,7 +152,7 @@ class Struct(_layout.Record):
                 raise TypeError(f"{cls.__name__}() got multiple values for field {f.name!r}")
             setattr(record, f.name, value)
         for name, value in kwargs.items():
-            if name in _RESERVED or not any(f.name == name for f in info.fields):
+            if not any(f.name == name for f in info.fields):
                 raise TypeError(f"{cls.__name__}() got an unexpected field {name!r}")
             setattr(record, name, value)
         return record
@@ -235,8 +236,6 @@ _RESERVED = frozenset(n for n in dir(Struct) if not n.startswith("__")) | {"__me
 
 
 def _count(count: Any) -> int:
-    import operator
-
     try:
         n = operator.index(count)
     except TypeError:
