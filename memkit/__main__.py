@@ -3,6 +3,7 @@
 Commands:
     info    what was built, how, and the machine it runs on
     run     run a script with the allocator hook on and report what it allocated
+    layout  print the layout of a memkit.layout struct: offsets, sizes, holes, padding
 """
 
 from __future__ import annotations
@@ -83,6 +84,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _load_struct(spec: str) -> Any:
+    """The object ``module:Name`` (``Name`` may be dotted) names; ValueError saying why not."""
+    import importlib
+
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ValueError(f"expected module:Struct (like `geometry:Point`), got {spec!r}")
+    # `python -m` puts the current directory first on sys.path; the `memkit` script does not.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no attribute {attr_path!r}") from None
+    return obj
+
+
+def _cmd_layout(args: argparse.Namespace) -> int:
+    from . import layout
+
+    try:
+        cls = _load_struct(args.struct)
+        text = layout.describe(cls)
+    except (ValueError, TypeError) as exc:
+        print(f"python -m memkit layout: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    if args.optimize:
+        order, saved = layout.optimize(cls)
+        if saved:
+            print(f"optimize: order {', '.join(order)} saves {saved} bytes ({layout.size_of(cls) - saved} total)")
+        else:
+            print("optimize: no order is smaller")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m memkit``."""
     parser = argparse.ArgumentParser(
@@ -148,6 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="the script to run (a file, or a directory with __main__.py) and its arguments",
     )
     run.set_defaults(run=_cmd_run, parser=run)
+    layout = commands.add_parser(
+        "layout",
+        help="print a memkit.layout struct's layout: offsets, sizes, holes and padding",
+        description=(
+            "Import MODULE (the current directory is searched first) and print describe() of "
+            "its memkit.layout struct: each field's offset and size, the holes between them, "
+            "trailing padding and the totals."
+        ),
+        epilog="Exit code 2 when the module cannot be imported or the name is not a struct.",
+    )
+    layout.add_argument(
+        "struct", metavar="module:Struct", help="where the struct is, e.g. geometry:Point or pkg.mod:Outer.Inner"
+    )
+    layout.add_argument(
+        "--optimize",
+        action="store_true",
+        help="also print the field order that minimises the size, and the bytes it saves",
+    )
+    layout.set_defaults(run=_cmd_layout)
     return parser
 
 

@@ -48,6 +48,28 @@ PooledBuffer = _buffers.PooledBuffer
 MAX_ALIGN: int = _buffers.MAX_ALIGN
 
 
+def _from_layout(cls: type[AlignedBuffer], layout: Any, *, zero: bool = True) -> AlignedBuffer:
+    """``AlignedBuffer.from_layout(layout, *, zero=True)``: a buffer of ``layout.size`` bytes
+    aligned to ``layout.align`` (a :class:`memkit.layout.Layout`, Rust's
+    ``alloc(layout)``). ``TypeError`` for anything that is not a Layout.
+
+    Example:
+        >>> from memkit import AlignedBuffer, Layout
+        >>> buf = AlignedBuffer.from_layout(Layout(24, 8).align_to(64))
+        >>> len(buf), buf.align, buf.address % 64
+        (24, 64, 0)
+    """
+    from .layout import Layout
+
+    if not isinstance(layout, Layout):
+        raise TypeError(f"from_layout() takes a memkit.layout.Layout, got {type(layout).__name__}")
+    return cls(layout.size, layout.align, zero=zero)
+
+
+# A classmethod on the compiled class: the Layout type lives in Python.
+AlignedBuffer.from_layout = classmethod(_from_layout)  # type: ignore[assignment]
+
+
 def _numpy() -> Any:
     try:
         import numpy

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 import memkit
+import memkit._layout_core
+import memkit._layout_soa
 import memkit.buffers
+import memkit.layout
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -38,7 +41,11 @@ def test_examples_run(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out
 
 
-@pytest.mark.parametrize("module", [memkit, memkit.buffers], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [memkit, memkit.buffers, memkit.layout, memkit._layout_core, memkit._layout_soa],
+    ids=lambda m: m.__name__,
+)
 def test_module_doctests(module: object) -> None:
     result = doctest.testmod(module, raise_on_error=False, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0

@@ -20,6 +20,8 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
     memkit::bindings::register_sync(sync);
     auto alloc = m.def_submodule("alloc", "The allocator hook.");
     memkit::bindings::register_alloc(alloc);
+    auto layout = m.def_submodule("layout", "The hot path of struct views: records and field descriptors.");
+    memkit::bindings::register_layout(layout);
     auto info = m.def_submodule("info", "How this extension was built and the machine it runs on.");
     memkit::bindings::register_info(info);
     auto testing = m.def_submodule("_testing", "Private helpers for memkit's own tests and benchmarks.");

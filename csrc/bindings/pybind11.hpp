@@ -21,6 +21,7 @@ void register_slotmap(py::module_& m);
 void register_sync(py::module_& m);
 void register_alloc(py::module_& m);
 void register_info(py::module_& m);
+void register_layout(py::module_& m);
 void register_testing(py::module_& m);
 
 // Raises `type` with `message` (the pybind11 way of leaving a bound function with a Python

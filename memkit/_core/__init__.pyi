@@ -6,5 +6,6 @@ from . import atomic as atomic
 from . import buffers as buffers
 from . import cell as cell
 from . import info as info
+from . import layout as layout
 from . import slotmap as slotmap
 from . import sync as sync

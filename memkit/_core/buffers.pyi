@@ -1,12 +1,16 @@
 from collections.abc import Iterable
 from types import TracebackType
 
+from memkit.layout import Layout
+
 MAX_ALIGN: int
 
 class AlignedBuffer:
     """Owned memory whose address is a multiple of `align` (see memkit.buffers)."""
 
     def __init__(self, nbytes: int, align: int = 64, *, zero: bool = True) -> None: ...
+    @classmethod
+    def from_layout(cls, layout: Layout, *, zero: bool = True) -> AlignedBuffer: ...
     @property
     def address(self) -> int: ...
     @property
