@@ -1,55 +1,66 @@
-"""Helpers shared by memkit's benchmarks (the ratio summary itself is in conftest.py)."""
+"""How the pytest benchmarks run memkit's benchmark cases (the ratio summary is in conftest.py).
+
+The rows themselves - the timed callables, their setup and the checks of what they did -
+are in ``memkit/_bench_cases.py``, shared with ``python -m memkit bench``: one source of
+truth. Each ``test_bench_*.py`` parametrizes a test over a group's cases and hands each
+case to :func:`run_case`, which gives pytest-benchmark the case's callable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from itertools import repeat
+import gc
+from contextlib import nullcontext
 from typing import Any
 
+import pytest
 
-def baseline(benchmark: Any) -> None:
-    """Mark this row as the group's baseline."""
-    benchmark.extra_info["baseline"] = True
-
-
-def loop_overhead(benchmark: Any) -> None:
-    """Mark this row as the empty loop the group's calls run in."""
-    benchmark.extra_info["loop_overhead"] = True
+from memkit import _bench_cases as cases
 
 
-def repeated(fn: Callable[..., object], calls: int, *args: Any, **kwargs: Any) -> Callable[[], None]:
-    """A function that calls ``fn(*args, **kwargs)`` ``calls`` times in a bare ``for`` loop.
+def case_params(group_key: str) -> list[Any]:
+    """``pytest.param`` for each case of the group (ids: the case keys).
 
-    Timing many calls per round spreads the harness's own per-round cost (a timer read is
-    tens of nanoseconds) over them, so sub-microsecond operations compare fairly.
+    Rows ``python -m memkit bench`` times before all others in a fresh process (the
+    never-installed workload) are left out: here they would repeat the baseline.
     """
-    if kwargs:
-
-        def run_kw() -> None:
-            for _ in repeat(None, calls):
-                fn(*args, **kwargs)
-
-        return run_kw
-    if args:
-
-        def run_args() -> None:
-            for _ in repeat(None, calls):
-                fn(*args)
-
-        return run_args
-
-    def run() -> None:
-        for _ in repeat(None, calls):
-            fn()
-
-    return run
+    return [pytest.param(c, id=c.key) for c in cases.group(group_key).cases if not c.before_others]
 
 
-def empty_loop(calls: int) -> Callable[[], None]:
-    """The bare loop of :func:`repeated`, to time its overhead."""
+def _collect() -> None:  # pedantic() would take a return value as the round's arguments
+    gc.collect()
 
-    def run() -> None:
-        for _ in repeat(None, calls):
-            pass
 
-    return run
+def run_case(benchmark: Any, group_key: str, case: cases.Case) -> None:
+    """Benchmark ``case`` of group ``group_key`` with pytest-benchmark, then check its result.
+
+    The group's title becomes the pytest-benchmark group; the baseline row and the bare
+    loop are marked for the ratio summary. Groups of slow rows run a fixed number of
+    rounds (``Group.pytest_rounds``), each from a collected heap when ``Group.collect``.
+    """
+    g = cases.group(group_key)
+    missing = cases.missing_modules(case.requires)
+    if missing:
+        pytest.skip(f"{', '.join(missing)} is not installed")
+    benchmark.group = f"{cases.AREAS[g.area]}: {g.describe(g.params)}"
+    benchmark.extra_info["label"] = case.label
+    if case.baseline:
+        benchmark.extra_info["baseline"] = True
+    if case.loop_overhead:
+        benchmark.extra_info["loop_overhead"] = True
+    prepared = case.setup(g.params)
+    try:
+        with prepared.context if prepared.context is not None else nullcontext():
+            if g.pytest_rounds is not None:
+                result = benchmark.pedantic(
+                    prepared.body,
+                    setup=_collect if g.collect else None,
+                    rounds=g.pytest_rounds,
+                    warmup_rounds=1,
+                )
+            else:
+                result = benchmark(prepared.body)
+            if prepared.check is not None:
+                prepared.check(result)
+    finally:
+        if prepared.cleanup is not None:
+            prepared.cleanup()

@@ -1,10 +1,11 @@
-"""Benchmark helpers: each group names a baseline, and a summary prints ratios to it.
+"""The ratio summary: each group names a baseline, and the end of a timed run prints ratios to it.
 
-Mark the alternative a user would otherwise pick with ``_bench.baseline(benchmark)``; after
-the run, every row of the group is reported as a multiple of that baseline's median (ratios,
-not absolute times: shared machines are noisy). A row marked ``_bench.loop_overhead(benchmark)``
-times the bare loop the other rows run their call in; when a group has one, the summary
-also prints each row's ratio with the loop's cost subtracted from both sides.
+``_bench.run_case`` marks the alternative a user would otherwise pick (the case with
+``baseline=True`` in memkit/_bench_cases.py) as its group's baseline; after the run, every
+row of the group is reported as a multiple of that baseline's median (ratios, not absolute
+times: shared machines are noisy). A row marked as the loop overhead times the bare loop the
+other rows run their call in; when a group has one, the summary also prints each row's ratio
+with the loop's cost subtracted from both sides.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         loop_median = _median(loop) if loop is not None else None
         for r in sorted(rows, key=lambda r: _median(r) or 0.0):
             median = _median(r) or 0.0
-            line = f"  {r.name:<58} {median / base_median:6.2f}x"
+            line = f"  {r.extra_info.get('label', r.name):<58} {median / base_median:6.2f}x"
             if loop_median is not None and r is not loop and base_median > loop_median:
                 line += f"   net of loop: {(median - loop_median) / (base_median - loop_median):6.2f}x"
             if r is base:

@@ -1,6 +1,11 @@
 """AlignedBuffer beside what a user would otherwise allocate, in one run.
 
-Each row makes CALLS allocations (or exports) per round; see _bench.repeated.
+- ``buffers.alloc``: allocating 4096 bytes 100 times a round: ``bytearray`` (baseline),
+  ``AlignedBuffer`` zeroed and not, ``numpy.empty``, ``numpy.zeros`` (NumPy rows skip
+  without NumPy);
+- ``buffers.memoryview``: taking a memoryview of a ``bytearray`` vs an ``AlignedBuffer``.
+
+The rows are memkit/_bench_cases.py's, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_buffers.py --benchmark-enable
 """
@@ -10,51 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _bench import baseline, repeated
+from _bench import case_params, run_case
 
-from memkit import AlignedBuffer
-
-np = pytest.importorskip("numpy")
-
-SIZE = 4096
-CALLS = 100
-ALLOC = f"allocate {SIZE} bytes, {CALLS} times"
-EXPORT = f"memoryview of a {SIZE}-byte buffer, {CALLS} times"
+from memkit._bench_cases import Case
 
 
-@pytest.mark.benchmark(group=ALLOC)
-def test_alloc_bytearray(benchmark: Any) -> None:
-    baseline(benchmark)
-    benchmark(repeated(bytearray, CALLS, SIZE))
+@pytest.mark.parametrize("case", case_params("buffers.alloc"))
+def test_alloc(benchmark: Any, case: Case) -> None:
+    run_case(benchmark, "buffers.alloc", case)
 
 
-@pytest.mark.benchmark(group=ALLOC)
-def test_alloc_aligned_buffer(benchmark: Any) -> None:
-    assert len(AlignedBuffer(SIZE)) == SIZE
-    benchmark(repeated(AlignedBuffer, CALLS, SIZE))
-
-
-@pytest.mark.benchmark(group=ALLOC)
-def test_alloc_aligned_buffer_unzeroed(benchmark: Any) -> None:
-    benchmark(repeated(AlignedBuffer, CALLS, SIZE, zero=False))
-
-
-@pytest.mark.benchmark(group=ALLOC)
-def test_alloc_numpy_empty(benchmark: Any) -> None:
-    benchmark(repeated(np.empty, CALLS, SIZE, np.uint8))
-
-
-@pytest.mark.benchmark(group=ALLOC)
-def test_alloc_numpy_zeros(benchmark: Any) -> None:
-    benchmark(repeated(np.zeros, CALLS, SIZE, np.uint8))
-
-
-@pytest.mark.benchmark(group=EXPORT)
-def test_memoryview_bytearray(benchmark: Any) -> None:
-    baseline(benchmark)
-    benchmark(repeated(memoryview, CALLS, bytearray(SIZE)))
-
-
-@pytest.mark.benchmark(group=EXPORT)
-def test_memoryview_aligned_buffer(benchmark: Any) -> None:
-    benchmark(repeated(memoryview, CALLS, AlignedBuffer(SIZE)))
+@pytest.mark.parametrize("case", case_params("buffers.memoryview"))
+def test_memoryview(benchmark: Any, case: Case) -> None:
+    run_case(benchmark, "buffers.memoryview", case)

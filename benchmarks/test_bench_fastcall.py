@@ -2,48 +2,24 @@
 
 Rows, in one group and one run: ``threading.Lock().locked()`` (a builtin no-argument C
 method: the floor), the same trivial method attached through csrc/bindings/fastcall.hpp,
-and through pybind11's dispatcher. Each row makes CALLS calls in a ``for`` loop, so the
+and through pybind11's dispatcher. Each row makes 1000 calls in a ``for`` loop, so the
 harness's own per-round cost is spread out; the empty loop is timed too, and the summary
-prints ratios with and without it.
+prints ratios with and without it. The rows are memkit/_bench_cases.py's group
+``fastcall.method``, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_fastcall.py --benchmark-enable
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from _bench import baseline, empty_loop, loop_overhead, repeated
+from _bench import case_params, run_case
 
-from memkit._core._testing import FastCallProbe
-
-CALLS = 1000
-GROUP = f"trivial no-argument method, {CALLS} calls"
+from memkit._bench_cases import Case
 
 
-@pytest.mark.benchmark(group=GROUP)
-def test_builtin_lock_locked(benchmark: Any) -> None:
-    baseline(benchmark)
-    benchmark(repeated(threading.Lock().locked, CALLS))
-
-
-@pytest.mark.benchmark(group=GROUP)
-def test_memkit_fastcall_method(benchmark: Any) -> None:
-    probe = FastCallProbe()
-    assert probe.is_set() is True
-    benchmark(repeated(probe.is_set, CALLS))
-
-
-@pytest.mark.benchmark(group=GROUP)
-def test_pybind11_dispatched_method(benchmark: Any) -> None:
-    probe = FastCallProbe()
-    assert probe.pybind_is_set() is True
-    benchmark(repeated(probe.pybind_is_set, CALLS))
-
-
-@pytest.mark.benchmark(group=GROUP)
-def test_empty_loop(benchmark: Any) -> None:
-    loop_overhead(benchmark)
-    benchmark(empty_loop(CALLS))
+@pytest.mark.parametrize("case", case_params("fastcall.method"))
+def test_trivial_method(benchmark: Any, case: Case) -> None:
+    run_case(benchmark, "fastcall.method", case)

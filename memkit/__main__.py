@@ -1,6 +1,7 @@
 """The memkit command line: ``python -m memkit <command>``.
 
 Commands:
+    bench   time every memkit operation beside the alternative a user would pick (the main job)
     info    what was built, how, and the machine it runs on
     run     run a script with the allocator hook on and report what it allocated
     layout  print the layout of a memkit.layout struct: offsets, sizes, holes, padding
@@ -125,6 +126,41 @@ def _cmd_layout(args: argparse.Namespace) -> int:
     return 0
 
 
+_BENCH_AREAS = ("fastcall", "buffers", "arena", "pool", "atomic", "cell", "sync", "slotmap", "alloc", "layout")
+
+
+def _bench_add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``bench``'s options (the areas are memkit._bench_cases.AREAS; a test keeps them equal)."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object (progress stays on stderr)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer rounds (under 20 seconds on a 2-core machine); the same sizes, noisier ratios",
+    )
+    parser.add_argument(
+        "--filter",
+        action="append",
+        metavar="AREA",
+        help=f"only these areas (repeat, or separate with commas): {', '.join(_BENCH_AREAS)}",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="exactly N interleaved rounds per group instead of a time budget (longer, steadier runs)",
+    )
+    # Tests only: one round at tiny sizes, to check the command works; its numbers mean nothing.
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import _bench_cli
+
+    return _bench_cli.command(args, args.parser.error)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m memkit``."""
     parser = argparse.ArgumentParser(
@@ -133,6 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.required = True
+    bench = commands.add_parser(
+        "bench",
+        help="time every memkit operation beside the alternative you would use, with ratios and verdicts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Time each memkit operation beside the alternative a user would otherwise pick\n"
+            "(builtins, bytearray, threading.Lock, a pure-Python RefCell, dict, ctypes,\n"
+            "tracemalloc; NumPy, pyarrow, atomics and memray rows when they are installed) and\n"
+            "print a table: the median time per operation, the ratio to the group's baseline\n"
+            "and a verdict against the bar set when the feature was built. Rows of a group are\n"
+            "timed interleaved, round by round. Progress goes to stderr. About a minute\n"
+            "(--quick: under 20 seconds) on a 2-core machine."
+        ),
+        epilog=(
+            "Verdicts: 'meets bar (...)', 'over bar (...)' / 'misses bar (...)', 'info' (a row\n"
+            "without a bar), 'baseline', 'skipped: numpy not installed'. Exit code 0, or 1 when a\n"
+            "row failed (its verdict says why). See docs/cli.md for the rows and the JSON schema."
+        ),
+    )
+    _bench_add_arguments(bench)
+    bench.set_defaults(run=_cmd_bench, parser=bench)
     info = commands.add_parser(
         "info",
         help="show the build, the Python build, cache line, page size and huge-page mode",
