@@ -52,7 +52,9 @@ class Mode:
     """The time budget of a group of weight 1; a run gets the sum over its groups, and each
     group its weight's share of what is left when it starts."""
     round_ns: int
-    """The aim for one round of one row: the callable is repeated until it takes this long."""
+    """The aim for one round of one row: the callable is repeated until it takes this long.
+    Short rounds matter on a busy machine: a round the scheduler preempts is an outlier the
+    median drops, and the shorter the rounds, the fewer are preempted."""
     min_rounds: int
     max_rounds: int
     sparse_samples: int
@@ -64,8 +66,8 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {
-    "full": Mode("full", 2.2, 2_000_000, 5, 2000, 3, 5, 1.0),
-    "quick": Mode("quick", 0.5, 1_000_000, 3, 500, 1, 3, 1.0),
+    "full": Mode("full", 2.2, 300_000, 5, 5000, 3, 5, 1.0),
+    "quick": Mode("quick", 0.5, 200_000, 3, 1000, 1, 3, 1.0),
     "smoke": Mode("smoke", 0.0, 0, 1, 1, 1, 1, 0.01),
 }
 
@@ -533,6 +535,10 @@ def format_table(report: dict[str, Any]) -> str:
         "ratio = row / the group's baseline (lower is faster). A bar is the target set when the",
         "feature was built. Other load on the machine moves single ratios by 10-20%: rerun close calls.",
     ]
+    busy = max(load["start"][0], load["end"][0]) if load["start"] and load["end"] else 0.0
+    if report["cpus"] and busy >= report["cpus"]:
+        lines.append(f"WARNING: the machine was busy (load average up to {busy:.1f} on {report['cpus']} CPUs): other")
+        lines.append("processes took CPU time and memory bandwidth mid-run, so ratios can be far off; rerun later.")
     width = max(
         [len(row["label"]) for g in report["groups"] for row in g["rows"]] + [30],
     )
