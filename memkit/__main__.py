@@ -158,7 +158,11 @@ def _bench_add_arguments(parser: argparse.ArgumentParser) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import _bench_cli
 
-    return _bench_cli.command(args, args.parser.error)
+    try:
+        return _bench_cli.command(args, args.parser.error)
+    except KeyboardInterrupt:
+        print("python -m memkit bench: interrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -191,6 +191,7 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
     rows = {c.key: RowResult(c.key, c.label, c.baseline) for c in g.cases}
     samples: dict[str, list[float]] = {c.key: [] for c in g.cases}
     prepared: dict[str, cases.Prepared] = {}
+    done = 0  # interleaved rounds run
 
     def fail(key: str, exc: BaseException) -> None:
         rows[key].status, rows[key].note = "error", _describe_error(exc)
@@ -252,7 +253,6 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
         extra = max(0, mode.sparse_samples - 1)  # the warm-up call was the sparse rows' first round
         sparse_rounds = {int((i + 0.5) * planned / extra) for i in range(extra)} if extra else set()
         limit = rounds or mode.max_rounds
-        done = 0
         while done < limit:
             order = dense + [k for k in sparse if done in sparse_rounds]
             shift = done % len(order) if order else 0
@@ -462,9 +462,10 @@ def select_groups(filters: Sequence[str] | None) -> list[cases.Group]:
 
 
 def _load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, or None where the OS keeps none."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on Linux
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
         return None
 
 
