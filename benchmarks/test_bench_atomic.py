@@ -2,8 +2,8 @@
 
 Two harnesses for the same calls, because they answer different questions:
 
-- ``atomic.call``: a generic call loop makes the calls (``fn(*args)``, 1000 per round),
-  the way timeit and pytest-benchmark call the function under test; that call overhead is
+- ``atomic.call``: a generic call loop makes the calls (``fn(*args, **kwargs)``, 1000 per
+  round), the way pytest-benchmark calls the function under test; that call overhead is
   shared by every row.
 - ``atomic.loop``: a bare ``for`` loop makes the calls (``a.fetch_add(1)``), so the call
   itself dominates. Here fetch_add and load also pay for the Python int they return, which

@@ -112,15 +112,16 @@ def repeated(fn: Callable[..., object], calls: int, *args: Any, **kwargs: Any) -
 
 
 def call_loop(fn: Callable[..., object], calls: int, *args: Any) -> Callable[[], None]:
-    """``calls`` calls of ``fn(*args)`` made the way a generic harness makes them.
+    """``calls`` calls of ``fn(*args, **kwargs)`` made the way pytest-benchmark makes them.
 
-    Always through ``fn(*args)`` - also for no arguments - as timeit and pytest-benchmark
-    call the function under test, so every row of a group pays the same call overhead.
+    ``benchmark(fn, *args)`` times exactly this loop (with empty ``kwargs``), so every row
+    of a group pays the same generic call overhead - also a row without arguments.
     """
+    kwargs: dict[str, Any] = {}
 
     def run() -> None:
         for _ in repeat(None, calls):
-            fn(*args)
+            fn(*args, **kwargs)
 
     return run
 
@@ -643,7 +644,7 @@ def _call_atomics_package(p: Params) -> Prepared:
 _ATOMIC_CALL = Group(
     key="atomic.call",
     area="atomic",
-    title="one operation per call through a generic call loop f(*args), {calls} calls",
+    title="one operation per call through a generic call loop f(*args, **kwargs), {calls} calls",
     op="call",
     ops="calls",
     params={"calls": 1000},
@@ -661,7 +662,7 @@ _ATOMIC_CALL = Group(
             sparse=True,
         ),
     ),
-    note="the way timeit and pytest-benchmark call a function: the call overhead is shared by every row",
+    note="the loop pytest-benchmark calls a function in: its call overhead is shared by every row",
 )
 
 
@@ -872,7 +873,7 @@ def _get_loop_cell(p: Params) -> Prepared:
 _CELL_GET_CALL = Group(
     key="cell.get_call",
     area="cell",
-    title="Cell.get() through a generic call loop f(*args), {calls} calls",
+    title="Cell.get() through a generic call loop f(*args, **kwargs), {calls} calls",
     op="call",
     ops="calls",
     params={"calls": 1000},

@@ -67,7 +67,7 @@ class Mode:
 
 MODES: dict[str, Mode] = {
     "full": Mode("full", 2.2, 300_000, 5, 5000, 3, 5, 1.0),
-    "quick": Mode("quick", 0.5, 200_000, 3, 1000, 1, 3, 1.0),
+    "quick": Mode("quick", 0.4, 200_000, 3, 1000, 1, 2, 1.0),
     "smoke": Mode("smoke", 0.0, 0, 1, 1, 1, 1, 0.01),
 }
 
@@ -298,7 +298,7 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
 def _bar_text(bar: cases.Bar, ratio: float, against_label: str | None) -> str:
     text = bar.describe(against_label)
     if bar.kind == "faster":
-        return f"{text}: {1 / ratio:.1f}x" if ratio > 0 else text
+        return f"{text}: {1 / ratio:.2f}x" if ratio > 0 else text
     if bar.kind == "slower" or against_label:
         return f"{text}: {ratio:.2f}x"
     return text

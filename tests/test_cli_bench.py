@@ -295,15 +295,15 @@ def test_verdicts_name_the_bar_and_say_whether_it_is_met() -> None:
     rows = evaluate("cell.borrow_mut", {"lock": 100.0, "refcell": 80.0, "pyrefcell": 400.0})
     assert rows["lock"].verdict == "baseline"
     assert rows["refcell"].status == "meets"
-    assert rows["refcell"].verdict == "meets bars (<= 1.0x; >= 4x faster than pure-Python RefCell: 5.0x)"
+    assert rows["refcell"].verdict == "meets bars (<= 1.0x; >= 4x faster than pure-Python RefCell: 5.00x)"
     assert rows["pyrefcell"].verdict == "info" and rows["pyrefcell"].ratio == 4.0
 
     rows = evaluate("cell.borrow_mut", {"lock": 100.0, "refcell": 120.0, "pyrefcell": 360.0})
     assert rows["refcell"].status == "misses"
-    assert rows["refcell"].verdict == ("misses bar (<= 1.0x; >= 4x faster than pure-Python RefCell: 3.0x)")
+    assert rows["refcell"].verdict == ("misses bar (<= 1.0x; >= 4x faster than pure-Python RefCell: 3.00x)")
 
     rows = evaluate("cell.borrow_mut", {"lock": 100.0, "refcell": 80.0, "pyrefcell": 300.0})
-    assert rows["refcell"].verdict == "misses bar (>= 4x faster than pure-Python RefCell: 3.8x); meets <= 1.0x"
+    assert rows["refcell"].verdict == "misses bar (>= 4x faster than pure-Python RefCell: 3.75x); meets <= 1.0x"
 
     rows = evaluate("alloc.workload", {"untracked": 100.0, "counting": 116.0, "limit": 119.0})
     assert rows["counting"].verdict == "over bar (<= 1.15x)"
