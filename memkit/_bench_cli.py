@@ -141,7 +141,8 @@ class Progress:
 
     def done(self, result: GroupResult) -> None:
         if self._open:
-            self.stream.write(f"  ({result.seconds:.1f} s, {result.rounds} rounds)\n")
+            rounds = f"{result.rounds} round{'s' if result.rounds != 1 else ''}"
+            self.stream.write(f"  ({result.seconds:.1f} s, {rounds})\n")
             self.stream.flush()
             self._open = False
 
