@@ -18,12 +18,8 @@ from memkit import _bench_cases as cases
 
 
 def case_params(group_key: str) -> list[Any]:
-    """``pytest.param`` for each case of the group (ids: the case keys).
-
-    Rows ``python -m memkit bench`` times before all others in a fresh process (the
-    never-installed workload) are left out: here they would repeat the baseline.
-    """
-    return [pytest.param(c, id=c.key) for c in cases.group(group_key).cases if not c.before_others]
+    """``pytest.param`` for each case of the group (ids: the case keys)."""
+    return [pytest.param(c, id=c.key) for c in cases.group(group_key).cases]
 
 
 def _collect() -> None:  # pedantic() would take a return value as the round's arguments

@@ -59,16 +59,14 @@ class Mode:
     max_rounds: int
     sparse_samples: int
     """Rounds of the rows marked sparse (tracemalloc on the workload: ~10x slower)."""
-    before_samples: int
-    """Rounds of the rows timed before the others (the never-installed workload)."""
     scale: float
     """Multiplies the groups' counts; below 1 only for smoke runs, whose times mean nothing."""
 
 
 MODES: dict[str, Mode] = {
-    "full": Mode("full", 2.2, 300_000, 5, 5000, 3, 5, 1.0),
-    "quick": Mode("quick", 0.4, 200_000, 3, 1000, 1, 2, 1.0),
-    "smoke": Mode("smoke", 0.0, 0, 1, 1, 1, 1, 0.01),
+    "full": Mode("full", 2.2, 300_000, 5, 5000, 3, 1.0),
+    "quick": Mode("quick", 0.4, 200_000, 3, 1000, 1, 1.0),
+    "smoke": Mode("smoke", 0.0, 0, 1, 1, 1, 0.01),
 }
 
 
@@ -209,39 +207,26 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
             fail(c.key, exc)
 
     try:
-        # Rows that must run before the others touch the process (the never-installed
-        # workload) are set up and timed first: setting up another row may install the hook.
         for c in g.cases:
-            if c.before_others:
-                set_up(c)
-                if c.key not in prepared:
-                    continue
-                try:
-                    _first_call(prepared[c.key], g.collect)
-                    for _ in range(mode.before_samples):
-                        samples[c.key].append(_time_calls(prepared[c.key], 1, g.collect))
-                except Exception as exc:
-                    fail(c.key, exc)
-        for c in g.cases:
-            if not c.before_others:
-                set_up(c)
+            set_up(c)
         # Warm up and check every row, and find how many calls make a round of the wanted length.
+        round_target = (g.round_ns or mode.round_ns) if mode.round_ns else 0
         number: dict[str, int] = {}
         estimate: dict[str, float] = {}
         for c in g.cases:
-            if c.before_others or c.key not in prepared:
+            if c.key not in prepared:
                 continue
             try:
                 first = _first_call(prepared[c.key], g.collect)
                 if c.sparse:
                     samples[c.key].append(first)
-                elif first < mode.round_ns:
+                elif first < round_target:
                     first = min(_time_calls(prepared[c.key], 1, False) for _ in range(3))
             except Exception as exc:
                 fail(c.key, exc)
                 continue
             estimate[c.key] = max(first, 1.0)
-            number[c.key] = max(1, min(100_000, math.ceil(mode.round_ns / estimate[c.key])))
+            number[c.key] = max(1, min(100_000, math.ceil(round_target / estimate[c.key])))
         dense = [c.key for c in g.cases if c.key in number and not c.sparse]
         sparse = [c.key for c in g.cases if c.key in number and c.sparse]
         if budget_s is None:
