@@ -4,14 +4,16 @@ The rows and the timed callables are ``memkit._bench_cases`` (the same ones
 ``benchmarks/`` hands to pytest-benchmark). This module times them and prints the table:
 
 - Each group's rows are timed **interleaved**: every round times each row once, in an
-  order that rotates from round to round, so a burst of load from another process lands on
-  all rows of a group alike. A row's time is the median over its rounds; ratios divide
-  medians of the same rounds, which makes them far steadier than timing one row after the
-  other.
+  order shuffled from round to round, so a burst of load from another process lands on
+  all rows of a group alike, and no row always runs right after the same other row. A
+  row's time is the median over its rounds; ratios divide medians of the same rounds,
+  which makes them far steadier than timing one row after the other.
 - A round of a row calls its callable ``number`` times, ``number`` chosen so that a round
-  takes about a millisecond or two (a timer read costs tens of nanoseconds).
-- Each group gets a time budget (its ``weight`` times the mode's seconds per weight); the
-  number of rounds follows from it, between the mode's minimum and maximum.
+  lasts about 0.3 ms (``Mode.round_ns``; some groups ask for longer) with
+  ``time.perf_counter_ns``; groups of long single-threaded rounds time the process's CPU
+  time instead (``Group.timer``).
+- A run has a time budget, split between its groups by weight; a group runs rounds until
+  its share is spent, between the mode's minimum and maximum number of rounds.
 - Groups that need a clean process (the allocator hook: once installed, its layer stays in
   the allocator chain) run in a child interpreter.
 
@@ -26,6 +28,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -111,6 +114,7 @@ class GroupResult:
     seconds: float
     note: str
     rows: list[RowResult]
+    timer: str = "wall"
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> GroupResult:
@@ -148,27 +152,32 @@ class Progress:
 # ---- timing ------------------------------------------------------------------------------------------
 
 
-def _time_calls(prep: cases.Prepared, number: int, collect: bool) -> float:
+TIMERS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
+"""``Group.timer`` -> the clock: elapsed time, or the CPU time of the process (all its
+threads: memray's writer thread counts)."""
+
+
+def _time_calls(prep: cases.Prepared, number: int, collect: bool, timer: Callable[[], int]) -> float:
     """Nanoseconds per call of ``prep.body`` over ``number`` calls (one round of one row)."""
     if collect:
         gc.collect()
     body = prep.body
     with prep.context if prep.context is not None else nullcontext():
-        start = time.perf_counter_ns()
+        start = timer()
         for _ in repeat(None, number):
             body()
-        end = time.perf_counter_ns()
+        end = timer()
     return (end - start) / number
 
 
-def _first_call(prep: cases.Prepared, collect: bool) -> float:
+def _first_call(prep: cases.Prepared, collect: bool, timer: Callable[[], int]) -> float:
     """Call ``prep.body`` once and check what it did; its nanoseconds (a warm-up, mostly)."""
     if collect:
         gc.collect()
     with prep.context if prep.context is not None else nullcontext():
-        start = time.perf_counter_ns()
+        start = timer()
         result = prep.body()
-        end = time.perf_counter_ns()
+        end = timer()
         if prep.check is not None:
             prep.check(result)
     return float(end - start)
@@ -211,17 +220,19 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
             set_up(c)
         # Warm up and check every row, and find how many calls make a round of the wanted length.
         round_target = (g.round_ns or mode.round_ns) if mode.round_ns else 0
+        timer = TIMERS[g.timer]
+        shuffle = random.Random(len(g.cases)).shuffle
         number: dict[str, int] = {}
         estimate: dict[str, float] = {}
         for c in g.cases:
             if c.key not in prepared:
                 continue
             try:
-                first = _first_call(prepared[c.key], g.collect)
+                first = _first_call(prepared[c.key], g.collect, timer)
                 if c.sparse:
                     samples[c.key].append(first)
                 elif first < round_target:
-                    first = min(_time_calls(prepared[c.key], 1, False) for _ in range(3))
+                    first = min(_time_calls(prepared[c.key], 1, False, timer) for _ in range(3))
             except Exception as exc:
                 fail(c.key, exc)
                 continue
@@ -241,12 +252,12 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
         limit = rounds or mode.max_rounds
         while done < limit:
             order = dense + [k for k in sparse if done in sparse_rounds]
-            shift = done % len(order) if order else 0
-            for key in order[shift:] + order[:shift]:
+            shuffle(order)  # each row follows each other one: no row always inherits one row's leftovers
+            for key in order:
                 if key not in prepared:
                     continue
                 try:
-                    samples[key].append(_time_calls(prepared[key], number[key], g.collect))
+                    samples[key].append(_time_calls(prepared[key], number[key], g.collect, timer))
                 except Exception as exc:
                     fail(key, exc)
             done += 1
@@ -275,6 +286,7 @@ def measure_group(g: cases.Group, mode: Mode, rounds: int | None = None, budget_
         seconds=round(time.perf_counter() - started, 3),
         note=g.note,
         rows=list(rows.values()),
+        timer=g.timer,
     )
 
 
@@ -532,7 +544,8 @@ def format_table(report: dict[str, Any]) -> str:
     for g in report["groups"]:
         lines.append("")
         rounds = f"{g['rounds']} round{'s' if g['rounds'] != 1 else ''}"
-        lines.append(f"{g['area_name']}: {g['title']}  [per {g['op']}, {rounds}]")
+        clock = ", CPU time" if g["timer"] == "cpu" else ""
+        lines.append(f"{g['area_name']}: {g['title']}  [per {g['op']}, {rounds}{clock}]")
         for row in g["rows"]:
             ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
             lines.append(f"  {row['label']:<{width}}  {format_time(row['per_op_ns']):>9}  {ratio:>7}  {row['verdict']}")

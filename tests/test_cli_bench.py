@@ -68,6 +68,7 @@ def test_json_report_covers_every_area_and_row(smoke_run: subprocess.CompletedPr
         assert g["area"] == spec.area and g["area_name"] == cases.AREAS[spec.area]
         assert [row["key"] for row in g["rows"]] == [c.key for c in spec.cases]
         assert g["rounds"] >= 1 and g["seconds"] >= 0 and g["ops"] >= 1
+        assert g["timer"] == spec.timer and g["timer"] in bench.TIMERS
     for key in ("python", "implementation", "python_build", "platform", "cpus", "elapsed_s", "load_average"):
         assert key in report
 
