@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._native import core as _core
 
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _alloc = _core.alloc
+_TrackerT = TypeVar("_TrackerT", bound="Tracker")
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class Tracker:
     def __init__(self, threads: Literal["current", "all"] = "current", *, _limit: int = -1) -> None:
         self._scope = _alloc._Scope(_limit, _threads_flag(threads))
 
-    def __enter__(self) -> Tracker:
+    def __enter__(self: _TrackerT) -> _TrackerT:  # a Limit's with block binds the Limit
         install()
         self._scope.begin()
         return self
