@@ -453,7 +453,7 @@ inline bool count_new(void* block, std::size_t n) noexcept {
 }
 
 // A new block of n bytes (zeroed if `zero`), counted.
-// The general path: budgets and trackers, and blocks too big for an inline map entry.
+// Blocks too big for an inline map entry (n > kSmallMax), with or without trackers and budgets.
 template <Domain D>
 __attribute__((noinline)) void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
     if (n > kMaxSize) return nullptr;
@@ -471,22 +471,51 @@ __attribute__((noinline)) void* counted_alloc(Layer* layer, ThreadState& t, std:
     return block;
 }
 
-// The common case, kept small enough to inline into the intercept: no tracker or budget
-// on this thread or any, and a block whose size fits its map entry. Nothing but `n` lives
-// across the call into the allocator below.
+// The common case, kept small enough to inline into the intercept: a block whose size
+// fits its map entry (n <= kSmallMax). Nothing but `n` lives across the call into the
+// allocator below. `counted` says whether the block went into the map and the counts (not
+// when the allocation failed, or the map cannot describe its address).
 template <Domain D>
-__attribute__((always_inline)) inline void* plain_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+__attribute__((always_inline)) inline void* small_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero,
+                                                        bool& counted) noexcept {
     t.in_hook = true;
     void* block = zero ? layer->below.calloc(layer->below.ctx, 1, n) : layer->below.malloc(layer->below.ctx, n);
     t.in_hook = false;
+    counted = false;
     if (__builtin_expect(block != nullptr, 1)) {
         std::uint16_t* e = entry_of(block, true);
         if (__builtin_expect(e != nullptr, 1)) {
             store_entry(e, static_cast<std::uint16_t>((current_session() << kSessionShift) | (D << kDomainShift) | n));
             count_alloc<kShared<D>>(domain_counters[D], n);
+            counted = true;
         }
     }
     return block;
+}
+
+// A small block while trackers or budgets run: checked against the budgets first, charged
+// to every scope after.
+template <Domain D>
+__attribute__((noinline)) void* scoped_small_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+    const auto grow = static_cast<std::int64_t>(n);
+    if (grow > 0 && !admit(t, grow)) return nullptr;  // over a budget: fail first
+    bool counted;
+    void* block = small_alloc<D>(layer, t, n, zero, counted);
+    if (counted) {
+        charge<1>(t, grow, 0);
+    } else if (grow > 0) {
+        unadmit(grow);
+    }
+    return block;
+}
+
+// Where an intercept sends a counted allocation of n bytes.
+template <Domain D>
+__attribute__((always_inline)) inline void* route_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+    if (__builtin_expect(n > kSmallMax, 0)) return counted_alloc<D>(layer, t, n, zero);
+    if (__builtin_expect(have_scopes(t), 0)) return scoped_small_alloc<D>(layer, t, n, zero);
+    bool counted;
+    return small_alloc<D>(layer, t, n, zero, counted);
 }
 
 template <Domain D>
@@ -494,8 +523,7 @@ void* layer_malloc(void* ctx, std::size_t n) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
     ThreadState& t = ts;
     if (t.in_hook || !layer->counting.load(kRelaxed)) return layer->below.malloc(layer->below.ctx, n);
-    if (__builtin_expect(have_scopes(t) || n > kSmallMax, 0)) return counted_alloc<D>(layer, t, n, false);
-    return plain_alloc<D>(layer, t, n, false);
+    return route_alloc<D>(layer, t, n, false);
 }
 
 template <Domain D>
@@ -506,8 +534,7 @@ void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
     if (t.in_hook || !layer->counting.load(kRelaxed) || __builtin_mul_overflow(nelem, elsize, &n)) {
         return layer->below.calloc(layer->below.ctx, nelem, elsize);
     }
-    if (__builtin_expect(have_scopes(t) || n > kSmallMax, 0)) return counted_alloc<D>(layer, t, n, true);
-    return plain_alloc<D>(layer, t, n, true);
+    return route_alloc<D>(layer, t, n, true);
 }
 
 // Takes a freed block off the counters of the domain that allocated it.
@@ -519,6 +546,9 @@ inline void count_gone(const Record& r) noexcept {
         count_free<true>(domain_counters[r.domain], r.size);  // freed through another domain
     }
 }
+
+// Charges every scope with a free of `size` bytes (out of line: trackers are the rare case).
+__attribute__((noinline)) void charge_free(ThreadState& t, std::int64_t size) noexcept { charge<-1>(t, 0, size); }
 
 // Counts a freed block the common path in layer_free() does not: a big one, one from
 // another domain or an earlier session, or one freed while trackers or budgets run.
@@ -553,12 +583,12 @@ void layer_free(void* ctx, void* block) noexcept {
     if (t.in_hook) return layer->below.free(layer->below.ctx, block);
     // The block is counted gone before it goes back, so that nothing but the re-entrancy
     // flag is touched after the call.
-    if (__builtin_expect((v & kBig) || ((v >> kDomainShift) & 3) != D ||
-                             (v >> kSessionShift) != current_session() || have_scopes(t),
+    if (__builtin_expect((v & kBig) || ((v >> kDomainShift) & 3) != D || (v >> kSessionShift) != current_session(),
                          0)) {
         count_gone_slow<D>(block, v, t);
     } else {
         count_free<kShared<D>>(domain_counters[D], v & kSmallMax);
+        if (__builtin_expect(have_scopes(t), 0)) charge_free(t, v & kSmallMax);
     }
     t.in_hook = true;
     layer->below.free(layer->below.ctx, block);
