@@ -2,7 +2,8 @@
 
 ``install()`` puts memkit's layer over CPython's raw, mem and object allocator domains
 (``PyMem_SetAllocator``), wrapping whatever allocator was there, and counts every block
-with its true size (kept in a 16-byte header in front of the block, so frees are exact).
+with its true size (kept in a shadow map beside the heap, not in the block, so frees are
+exact and blocks keep their size class).
 ``stats()`` returns the counters since install; ``uninstall()`` stops counting.
 
 What is counted: every allocation CPython and extensions make through ``PyMem_*`` and
