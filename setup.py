@@ -6,6 +6,7 @@ same files in the same order.
 
 Environment:
     MEMKIT_SANITIZE   e.g. "address,undefined": build with those sanitizers (CI uses it).
+    MEMKIT_BUILD_JOBS compile processes (default: one per CPU).
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ import os
 import sys
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 SOURCES = sorted(glob("csrc/**/*.cpp", recursive=True))
 # setuptools does not scan #includes: without these, an edited header leaves stale objects.
 HEADERS = sorted(glob("csrc/**/*.hpp", recursive=True))
+
+
+def _stale(obj: str, src: str) -> bool:
+    """Whether an object file is older than its source or any header (headers are shared)."""
+    return max(os.path.getmtime(path) for path in (src, *HEADERS)) > os.path.getmtime(obj)
+
+
+# Sources compile in parallel (one process per CPU unless MEMKIT_BUILD_JOBS says otherwise);
+# an object is rebuilt when its source or any header is newer.
+ParallelCompile("MEMKIT_BUILD_JOBS", needs_recompile=_stale).install()
 
 sanitize = "" if sys.platform == "win32" else os.environ.get("MEMKIT_SANITIZE", "").strip()
 compile_args: list[str] = []

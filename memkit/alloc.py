@@ -2,7 +2,8 @@
 
 ``install()`` puts memkit's layer over CPython's raw, mem and object allocator domains
 (``PyMem_SetAllocator``), wrapping whatever allocator was there, and counts every block
-with its true size (kept in a 16-byte header in front of the block, so frees are exact).
+with its true size (kept in a shadow map beside the heap, not in the block, so frees are
+exact and blocks keep their size class).
 ``stats()`` returns the counters since install; ``uninstall()`` stops counting.
 
 What is counted: every allocation CPython and extensions make through ``PyMem_*`` and
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._native import core as _core
 
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _alloc = _core.alloc
+_TrackerT = TypeVar("_TrackerT", bound="Tracker")
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ class Tracker:
     def __init__(self, threads: Literal["current", "all"] = "current", *, _limit: int = -1) -> None:
         self._scope = _alloc._Scope(_limit, _threads_flag(threads))
 
-    def __enter__(self) -> Tracker:
+    def __enter__(self: _TrackerT) -> _TrackerT:  # a Limit's with block binds the Limit
         install()
         self._scope.begin()
         return self

@@ -120,6 +120,18 @@ inline std::uint16_t* next_entry(const void* block, int offset) noexcept {
     return entry_of(static_cast<const char*>(block) + (offset << kGranuleShift), false);
 }
 
+// The size of a big block, from the words in its next four granules; -1 if the map has
+// lost them (wiped). Out of line: the intercepts' common path never needs it.
+__attribute__((noinline)) std::int64_t big_size(const void* block) noexcept {
+    std::uint64_t size = 0;
+    for (int i = 1; i <= 4; ++i) {
+        const std::uint16_t* w = next_entry(block, i);
+        if (w == nullptr) return -1;
+        size |= static_cast<std::uint64_t>(load_entry(w) & kWordMask) << (kWordBits * (i - 1));
+    }
+    return static_cast<std::int64_t>(size);
+}
+
 struct Record {
     std::uint16_t* entry;  // nullptr: not a counted block
     std::size_t size;
@@ -137,16 +149,12 @@ __attribute__((always_inline)) inline Record lookup(const void* block) noexcept 
     r.entry = e;
     r.session = static_cast<std::uint16_t>(v >> kSessionShift);
     r.domain = static_cast<Domain>((v >> kDomainShift) & 3);
-    if (!(v & kBig)) {
+    if (__builtin_expect(!(v & kBig), 1)) {
         r.size = v & kSmallMax;
         return r;
     }
-    std::uint64_t size = 0;
-    for (int i = 1; i <= 4; ++i) {
-        const std::uint16_t* w = next_entry(block, i);
-        if (w == nullptr) return Record{nullptr, 0, 0, kRaw};  // a wiped map: not ours any more
-        size |= static_cast<std::uint64_t>(load_entry(w) & kWordMask) << (kWordBits * (i - 1));
-    }
+    const std::int64_t size = big_size(block);
+    if (size < 0) return Record{nullptr, 0, 0, kRaw};  // a wiped map: not ours any more
     r.size = static_cast<std::size_t>(size);
     return r;
 }
@@ -196,14 +204,18 @@ int layer_count[kDomains] = {0, 0, 0};  // guarded by the GIL (install/uninstall
 // ---- counters ------------------------------------------------------------------------------
 
 struct alignas(64) DomainCounters {
-    // No allocations counter: every allocation lands in exactly one histogram bucket, so
-    // the count is their sum (one add fewer per allocation).
+    // No allocations counter: every allocation is counted once, by its exact size when it
+    // is small (most are) and in its histogram bucket otherwise, and the totals are sums
+    // taken when a snapshot is read. A small allocation thus costs one indexed add where
+    // an allocations count, a byte total and a histogram bucket would cost three adds and
+    // a bit scan.
     std::atomic<std::uint64_t> frees{0};
     std::atomic<std::uint64_t> reallocs{0};
-    std::atomic<std::uint64_t> total_bytes{0};
+    std::atomic<std::uint64_t> total_bytes{0};  // bytes of large allocations and realloc growth
     std::atomic<std::int64_t> current_bytes{0};
     std::atomic<std::int64_t> peak_bytes{0};
-    std::atomic<std::uint64_t> histogram[kBuckets] = {};
+    std::atomic<std::uint64_t> histogram[kBuckets] = {};  // large allocations by size bucket
+    std::atomic<std::uint64_t> small[kSmallMax + 1] = {};  // small allocations by exact size
 
     void reset() noexcept {
         frees = 0;
@@ -212,6 +224,7 @@ struct alignas(64) DomainCounters {
         current_bytes = 0;
         peak_bytes = 0;
         for (auto& h : histogram) h = 0;
+        for (auto& n : small) n = 0;
     }
     Counters snapshot() const noexcept {
         Counters c;
@@ -220,10 +233,13 @@ struct alignas(64) DomainCounters {
         c.total_bytes = total_bytes.load(kRelaxed);
         c.current_bytes = current_bytes.load(kRelaxed);
         c.peak_bytes = peak_bytes.load(kRelaxed);
-        for (int b = 0; b < kBuckets; ++b) {
-            c.histogram[b] = histogram[b].load(kRelaxed);
-            c.allocations += c.histogram[b];
+        for (int b = 0; b < kBuckets; ++b) c.histogram[b] = histogram[b].load(kRelaxed);
+        for (std::size_t n = 0; n <= kSmallMax; ++n) {
+            const std::uint64_t count = small[n].load(kRelaxed);
+            c.histogram[bucket_of(n)] += count;
+            c.total_bytes += count * n;
         }
+        for (int b = 0; b < kBuckets; ++b) c.allocations += c.histogram[b];
         return c;
     }
 };
@@ -396,8 +412,12 @@ __attribute__((always_inline)) inline void grow_current(DomainCounters& c, std::
 
 template <bool Shared>
 __attribute__((always_inline)) inline void count_alloc(DomainCounters& c, std::size_t n) noexcept {
-    add<Shared>(c.total_bytes, static_cast<std::uint64_t>(n));
-    add<Shared>(c.histogram[bucket_of(n)], std::uint64_t{1});
+    if (n <= kSmallMax) {
+        add<Shared>(c.small[n], std::uint64_t{1});
+    } else {
+        add<Shared>(c.total_bytes, static_cast<std::uint64_t>(n));
+        add<Shared>(c.histogram[bucket_of(n)], std::uint64_t{1});
+    }
     grow_current<Shared>(c, static_cast<std::int64_t>(n));
 }
 
@@ -433,8 +453,9 @@ inline bool count_new(void* block, std::size_t n) noexcept {
 }
 
 // A new block of n bytes (zeroed if `zero`), counted.
+// Blocks too big for an inline map entry (n > kSmallMax), with or without trackers and budgets.
 template <Domain D>
-void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+__attribute__((noinline)) void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
     if (n > kMaxSize) return nullptr;
     const bool scoped = have_scopes(t);
     const auto grow = static_cast<std::int64_t>(n);
@@ -450,12 +471,59 @@ void* counted_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noex
     return block;
 }
 
+// The common case, kept small enough to inline into the intercept: a block whose size
+// fits its map entry (n <= kSmallMax). Nothing but `n` lives across the call into the
+// allocator below. `counted` says whether the block went into the map and the counts (not
+// when the allocation failed, or the map cannot describe its address).
+template <Domain D>
+__attribute__((always_inline)) inline void* small_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero,
+                                                        bool& counted) noexcept {
+    t.in_hook = true;
+    void* block = zero ? layer->below.calloc(layer->below.ctx, 1, n) : layer->below.malloc(layer->below.ctx, n);
+    t.in_hook = false;
+    counted = false;
+    if (__builtin_expect(block != nullptr, 1)) {
+        std::uint16_t* e = entry_of(block, true);
+        if (__builtin_expect(e != nullptr, 1)) {
+            store_entry(e, static_cast<std::uint16_t>((current_session() << kSessionShift) | (D << kDomainShift) | n));
+            count_alloc<kShared<D>>(domain_counters[D], n);
+            counted = true;
+        }
+    }
+    return block;
+}
+
+// A small block while trackers or budgets run: checked against the budgets first, charged
+// to every scope after.
+template <Domain D>
+__attribute__((noinline)) void* scoped_small_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+    const auto grow = static_cast<std::int64_t>(n);
+    if (grow > 0 && !admit(t, grow)) return nullptr;  // over a budget: fail first
+    bool counted;
+    void* block = small_alloc<D>(layer, t, n, zero, counted);
+    if (counted) {
+        charge<1>(t, grow, 0);
+    } else if (grow > 0) {
+        unadmit(grow);
+    }
+    return block;
+}
+
+// Where an intercept sends a counted allocation of n bytes.
+template <Domain D>
+__attribute__((always_inline)) inline void* route_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
+    if (__builtin_expect(n > kSmallMax, 0)) return counted_alloc<D>(layer, t, n, zero);
+    if (__builtin_expect(have_scopes(t), 0)) return scoped_small_alloc<D>(layer, t, n, zero);
+    bool counted;
+    return small_alloc<D>(layer, t, n, zero, counted);
+}
+
 template <Domain D>
 void* layer_malloc(void* ctx, std::size_t n) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
     ThreadState& t = ts;
     if (t.in_hook || !layer->counting.load(kRelaxed)) return layer->below.malloc(layer->below.ctx, n);
-    return counted_alloc<D>(layer, t, n, false);
+    return route_alloc<D>(layer, t, n, false);
 }
 
 template <Domain D>
@@ -466,7 +534,7 @@ void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
     if (t.in_hook || !layer->counting.load(kRelaxed) || __builtin_mul_overflow(nelem, elsize, &n)) {
         return layer->below.calloc(layer->below.ctx, nelem, elsize);
     }
-    return counted_alloc<D>(layer, t, n, true);
+    return route_alloc<D>(layer, t, n, true);
 }
 
 // Takes a freed block off the counters of the domain that allocated it.
@@ -479,26 +547,52 @@ inline void count_gone(const Record& r) noexcept {
     }
 }
 
+// Charges every scope with a free of `size` bytes (out of line: trackers are the rare case).
+__attribute__((noinline)) void charge_free(ThreadState& t, std::int64_t size) noexcept { charge<-1>(t, 0, size); }
+
+// Counts a freed block the common path in layer_free() does not: a big one, one from
+// another domain or an earlier session, or one freed while trackers or budgets run.
+template <Domain D>
+__attribute__((noinline)) void count_gone_slow(const void* block, std::uint16_t v, ThreadState& t) noexcept {
+    Record r{nullptr, static_cast<std::size_t>(v & kSmallMax), static_cast<std::uint16_t>(v >> kSessionShift),
+             static_cast<Domain>((v >> kDomainShift) & 3)};
+    if (r.session != current_session()) return;  // an earlier session's block: never counted
+    if (v & kBig) {
+        const std::int64_t size = big_size(block);
+        if (size < 0) return;  // a wiped map: not ours any more
+        r.size = static_cast<std::size_t>(size);
+    }
+    count_gone<D>(r);
+    if (have_scopes(t)) charge<-1>(t, 0, static_cast<std::int64_t>(r.size));
+}
+
 template <Domain D>
 void layer_free(void* ctx, void* block) noexcept {
     auto* layer = static_cast<Layer*>(ctx);
     // Not counting: pass through. Entries of blocks freed now go stale, harmlessly: they
     // name a finished session.
-    const Record r =
-        block != nullptr && layer->counting.load(kRelaxed) ? lookup(block) : Record{nullptr, 0, 0, kRaw};
-    if (r.entry == nullptr) {
-        layer->below.free(layer->below.ctx, block);
-        return;
-    }
-    forget(r);  // before the block goes back: its address may be reused at once
+    std::uint16_t* e = block != nullptr && layer->counting.load(kRelaxed) ? entry_of(block, false) : nullptr;
+    const std::uint16_t v = e != nullptr ? load_entry(e) : 0;
+    if ((v >> kSessionShift) == 0) return layer->below.free(layer->below.ctx, block);  // not a counted block
+    // The entry goes before the block does: its address may be reused at once, by another
+    // thread too.
+    store_entry(e, 0);
     ThreadState& t = ts;
-    const bool nested = t.in_hook;
+    // A nested free (made by the allocator below while one of ours runs) is not the
+    // program's: the block leaves the map but not the counts.
+    if (t.in_hook) return layer->below.free(layer->below.ctx, block);
+    // The block is counted gone before it goes back, so that nothing but the re-entrancy
+    // flag is touched after the call.
+    if (__builtin_expect((v & kBig) || ((v >> kDomainShift) & 3) != D || (v >> kSessionShift) != current_session(),
+                         0)) {
+        count_gone_slow<D>(block, v, t);
+    } else {
+        count_free<kShared<D>>(domain_counters[D], v & kSmallMax);
+        if (__builtin_expect(have_scopes(t), 0)) charge_free(t, v & kSmallMax);
+    }
     t.in_hook = true;
     layer->below.free(layer->below.ctx, block);
-    t.in_hook = nested;
-    if (nested || !layer->counting.load(kRelaxed) || r.session != current_session()) return;
-    count_gone<D>(r);
-    if (have_scopes(t)) charge<-1>(t, 0, static_cast<std::int64_t>(r.size));
+    ts.in_hook = false;
 }
 
 template <Domain D>
