@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 namespace memkit::hook {
 
@@ -29,6 +30,17 @@ inline void add(std::atomic<T>& a, T delta) noexcept {
         a.fetch_add(delta, kRelaxed);
     } else {
         a.store(a.load(kRelaxed) + delta, kRelaxed);
+    }
+}
+
+// The same for a plain counter that is only ever reached through __atomic builtins (an
+// array that must also be cleared with one memset).
+template <bool Shared>
+inline void add_plain(std::uint64_t* a, std::uint64_t delta) noexcept {
+    if constexpr (Shared) {
+        __atomic_fetch_add(a, delta, __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(a, __atomic_load_n(a, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
     }
 }
 
@@ -215,16 +227,21 @@ struct alignas(64) DomainCounters {
     std::atomic<std::int64_t> current_bytes{0};
     std::atomic<std::int64_t> peak_bytes{0};
     std::atomic<std::uint64_t> histogram[kBuckets] = {};  // large allocations by size bucket
-    std::atomic<std::uint64_t> small[kSmallMax + 1] = {};  // small allocations by exact size
+    // Small allocations by exact size. Plain words, read and written only through __atomic
+    // builtins, so that install() can clear all 512 with one memset.
+    std::uint64_t small[kSmallMax + 1] = {};
 
+    // Relaxed stores and a memset: a sequentially consistent store per counter (an xchg
+    // each, 560 of them) made install() cost microseconds. install() runs under the GIL,
+    // so only raw-domain counting on other threads can race with it, as it always could.
     void reset() noexcept {
-        frees = 0;
-        reallocs = 0;
-        total_bytes = 0;
-        current_bytes = 0;
-        peak_bytes = 0;
-        for (auto& h : histogram) h = 0;
-        for (auto& n : small) n = 0;
+        frees.store(0, kRelaxed);
+        reallocs.store(0, kRelaxed);
+        total_bytes.store(0, kRelaxed);
+        current_bytes.store(0, kRelaxed);
+        peak_bytes.store(0, kRelaxed);
+        for (auto& h : histogram) h.store(0, kRelaxed);
+        std::memset(small, 0, sizeof small);
     }
     Counters snapshot() const noexcept {
         Counters c;
@@ -235,7 +252,7 @@ struct alignas(64) DomainCounters {
         c.peak_bytes = peak_bytes.load(kRelaxed);
         for (int b = 0; b < kBuckets; ++b) c.histogram[b] = histogram[b].load(kRelaxed);
         for (std::size_t n = 0; n <= kSmallMax; ++n) {
-            const std::uint64_t count = small[n].load(kRelaxed);
+            const std::uint64_t count = __atomic_load_n(&small[n], __ATOMIC_RELAXED);
             c.histogram[bucket_of(n)] += count;
             c.total_bytes += count * n;
         }
@@ -413,7 +430,7 @@ __attribute__((always_inline)) inline void grow_current(DomainCounters& c, std::
 template <bool Shared>
 __attribute__((always_inline)) inline void count_alloc(DomainCounters& c, std::size_t n) noexcept {
     if (n <= kSmallMax) {
-        add<Shared>(c.small[n], std::uint64_t{1});
+        add_plain<Shared>(&c.small[n], 1);
     } else {
         add<Shared>(c.total_bytes, static_cast<std::uint64_t>(n));
         add<Shared>(c.histogram[bucket_of(n)], std::uint64_t{1});
