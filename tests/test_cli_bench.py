@@ -9,7 +9,6 @@ mean nothing. No test here asserts anything about speed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from memkit._bench import atomic as atomic_cases
 from memkit._bench import cli as bench
 from memkit._bench.cell import PyBorrowError, PyRefCell
 
-PACKAGE_ROOT = Path(memkit.__file__).resolve().parent.parent
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 STATUSES = {"baseline", "meets", "misses", "info", "skipped", "error"}
 VERDICT = re.compile(
@@ -36,15 +34,9 @@ VERDICT = re.compile(
 
 
 def memkit_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m memkit bench ...`` importing the memkit under test (not whatever is installed)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+    """``python -m memkit bench ...`` (conftest.py makes it import the memkit under test)."""
     return subprocess.run(
-        [sys.executable, "-m", "memkit", "bench", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env=env,
+        [sys.executable, "-m", "memkit", "bench", *args], capture_output=True, text=True, check=False, cwd=cwd
     )
 
 
