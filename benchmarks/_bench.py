@@ -1,7 +1,7 @@
 """How the pytest benchmarks run memkit's benchmark cases (the ratio summary is in conftest.py).
 
 The rows themselves - the timed callables, their setup and the checks of what they did -
-are in ``memkit/_bench_cases.py``, shared with ``python -m memkit bench``: one source of
+are in the ``memkit/_bench/`` package, shared with ``python -m memkit bench``: one source of
 truth. Each ``test_bench_*.py`` parametrizes a test over a group's cases and hands each
 case to :func:`run_case`, which gives pytest-benchmark the case's callable.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from memkit import _bench_cases as cases
+from memkit import _bench as cases
 
 
 def case_params(group_key: str) -> list[Any]:

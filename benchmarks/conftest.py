@@ -1,7 +1,7 @@
 """The ratio summary: each group names a baseline, and the end of a timed run prints ratios to it.
 
 ``_bench.run_case`` marks the alternative a user would otherwise pick (the case with
-``baseline=True`` in memkit/_bench_cases.py) as its group's baseline; after the run, every
+``baseline=True`` in memkit/_bench/) as its group's baseline; after the run, every
 row of the group is reported as a multiple of that baseline's median (ratios, not absolute
 times: shared machines are noisy). A row marked as the loop overhead times the bare loop the
 other rows run their call in; when a group has one, the summary also prints each row's ratio

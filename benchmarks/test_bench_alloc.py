@@ -9,7 +9,7 @@ otherwise reach for (tracemalloc, memray), in one run.
 - ``alloc.switch``: ``install()`` + ``uninstall()`` against ``tracemalloc.start(1)`` + ``stop()``.
 - ``alloc.pairs``: ``PyObject_Malloc``/``Free`` pairs in a C loop, the hook's own per-call cost.
 
-The rows are memkit/_bench_cases.py's; ``python -m memkit bench --filter alloc`` times them
+The rows are memkit/_bench/alloc.py's; ``python -m memkit bench --filter alloc`` times them
 interleaved, in a fresh interpreter.
 
     pytest benchmarks/test_bench_alloc.py --benchmark-enable
@@ -25,7 +25,7 @@ import pytest
 from _bench import case_params, run_case
 
 from memkit import alloc
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ Both compare ``fetch_add(1)``, ``load()``, ``ShardedCounter.add()`` and ``with l
 with ``threading.Lock().locked()``; the first also the ``atomics`` package when installed.
 ``atomic.false_sharing`` runs the private C++ kernel: 2 OS threads (GIL released), each
 incrementing its own element of an AtomicIntArray, unpadded (neighbours share a cache line)
-vs padded (CACHE_PAD apart). The rows are memkit/_bench_cases.py's, which
+vs padded (CACHE_PAD apart). The rows are memkit/_bench/atomic.py's, which
 ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_atomic.py --benchmark-enable
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("atomic.call"))

@@ -5,7 +5,7 @@
   without NumPy);
 - ``buffers.memoryview``: taking a memoryview of a ``bytearray`` vs an ``AlignedBuffer``.
 
-The rows are memkit/_bench_cases.py's, which ``python -m memkit bench`` times too.
+The rows are memkit/_bench/buffers.py's, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_buffers.py --benchmark-enable
 """
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("buffers.alloc"))

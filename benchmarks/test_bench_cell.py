@@ -1,12 +1,12 @@
 """RefCell and Cell beside what a user would otherwise write, in one run.
 
 - ``cell.borrow_mut``: ``with cell.borrow_mut() as g: g.value += 1`` against the same block
-  with a pure-Python RefCell (``PyRefCell`` in memkit/_bench_cases.py) and
+  with a pure-Python RefCell (``PyRefCell`` in memkit/_bench/cell.py) and
   ``with lock: x += 1`` (baseline), 1000 times a round.
 - ``cell.get_call`` / ``cell.get_loop``: ``Cell.get()`` against the builtin floor
   ``threading.Lock().locked()``, through a generic call loop and in a bare loop.
 
-The rows are memkit/_bench_cases.py's, which ``python -m memkit bench`` times too.
+The rows are memkit/_bench/cell.py's, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_cell.py --benchmark-enable
 """
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("cell.borrow_mut"))

@@ -6,7 +6,7 @@
 - ``layout.soa``: ``soa.x += 1`` on a SoA column against ``arr["x"] += 1`` on a NumPy
   structured array (AoS, strided; baseline), 1,000,000 records (skipped without NumPy).
 
-The rows are memkit/_bench_cases.py's, which ``python -m memkit bench`` times too.
+The rows are memkit/_bench/layout.py's, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_layout.py --benchmark-enable
 """
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("layout.read"))

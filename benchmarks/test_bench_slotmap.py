@@ -10,7 +10,7 @@
   exists to remove, so it is shown, not used as the baseline.
 
 Each group also times its bare loop, so the summary prints ratios net of it. The rows are
-memkit/_bench_cases.py's, which ``python -m memkit bench --filter slotmap`` times
+memkit/_bench/slotmap.py's, which ``python -m memkit bench --filter slotmap`` times
 interleaved (for ratios a load burst cannot skew).
 
     pytest benchmarks/test_bench_slotmap.py --benchmark-enable
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("slotmap.lookup"))

@@ -5,7 +5,7 @@
 - ``sync.contended``: 2 threads x 20000 increments of one counter, memkit.Mutex vs
   threading.Lock (baseline).
 
-The rows are memkit/_bench_cases.py's, which ``python -m memkit bench`` times too.
+The rows are memkit/_bench/sync.py's, which ``python -m memkit bench`` times too.
 
     pytest benchmarks/test_bench_sync.py --benchmark-enable
 """
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from _bench import case_params, run_case
 
-from memkit._bench_cases import Case
+from memkit._bench import Case
 
 
 @pytest.mark.parametrize("case", case_params("sync.uncontended"))

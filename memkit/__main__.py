@@ -130,7 +130,7 @@ _BENCH_AREAS = ("fastcall", "buffers", "arena", "pool", "atomic", "cell", "sync"
 
 
 def _bench_add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``bench``'s options (the areas are memkit._bench_cases.AREAS; a test keeps them equal)."""
+    """``bench``'s options (the areas are memkit._bench.AREAS; a test keeps them equal)."""
     parser.add_argument(
         "--json", action="store_true", help="print the report as one JSON object (progress stays on stderr)"
     )
@@ -156,10 +156,10 @@ def _bench_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from . import _bench_cli
+    from ._bench import cli as bench_cli
 
     try:
-        return _bench_cli.command(args, args.parser.error)
+        return bench_cli.command(args, args.parser.error)
     except KeyboardInterrupt:
         print("python -m memkit bench: interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m memkit ...`` in a directory that does not shadow the installed package."""
+    """Run ``python -m memkit ...`` outside the source tree (conftest.py makes it import the memkit under test)."""
     return subprocess.run(
         [sys.executable, "-m", "memkit", *args],
         capture_output=True,
@@ -44,6 +44,18 @@ def test_info_prints_the_table() -> None:
         assert row in out
     assert memkit.__version__ in out
     assert "-O2" in out
+
+
+def test_child_processes_import_the_memkit_under_test(tmp_path: Path) -> None:
+    import memkit._core
+
+    code = "import memkit, memkit._core; print(memkit.__file__); print(memkit._core.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    package, core = result.stdout.splitlines()
+    assert Path(package).resolve() == Path(memkit.__file__).resolve()
+    assert Path(core).resolve() == Path(memkit._core.__file__).resolve()
+    facts = json.loads(run_cli("info", "--json", cwd=tmp_path).stdout)
+    assert Path(facts["extension"]).resolve() == Path(memkit._core.__file__).resolve()
 
 
 def test_info_works_from_a_source_checkout() -> None:

@@ -9,7 +9,6 @@ mean nothing. No test here asserts anything about speed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,11 +18,13 @@ from typing import Any
 import pytest
 
 import memkit
-from memkit import _bench_cases as cases
-from memkit import _bench_cli as bench
+from memkit import _bench as cases
 from memkit.__main__ import _BENCH_AREAS, main
+from memkit._bench import arena as arena_cases
+from memkit._bench import atomic as atomic_cases
+from memkit._bench import cli as bench
+from memkit._bench.cell import PyBorrowError, PyRefCell
 
-PACKAGE_ROOT = Path(memkit.__file__).resolve().parent.parent
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 STATUSES = {"baseline", "meets", "misses", "info", "skipped", "error"}
 VERDICT = re.compile(
@@ -33,15 +34,9 @@ VERDICT = re.compile(
 
 
 def memkit_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m memkit bench ...`` importing the memkit under test (not whatever is installed)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+    """``python -m memkit bench ...`` (conftest.py makes it import the memkit under test)."""
     return subprocess.run(
-        [sys.executable, "-m", "memkit", "bench", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env=env,
+        [sys.executable, "-m", "memkit", "bench", *args], capture_output=True, text=True, check=False, cwd=cwd
     )
 
 
@@ -246,7 +241,7 @@ def test_a_failing_row_is_reported_and_fails_the_run(
         def __init__(self) -> None:
             raise RuntimeError("no arena today")
 
-    monkeypatch.setattr(cases, "Arena", BrokenArena)
+    monkeypatch.setattr(arena_cases, "Arena", BrokenArena)
     assert main(["bench", "--smoke", "--filter", "arena"]) == 1
     out = capsys.readouterr().out
     assert "error: RuntimeError: no arena today" in out and "2 failed" in out
@@ -264,7 +259,7 @@ def test_a_check_that_fails_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> 
         def load(self) -> int:
             return 0
 
-    monkeypatch.setattr(cases, "AtomicInt", CountingNothing)
+    monkeypatch.setattr(atomic_cases, "AtomicInt", CountingNothing)
     result = bench.measure_group(cases.group("atomic.loop"), bench.MODES["smoke"])
     rows = {row.key: row for row in result.rows}
     assert rows["fetch_add"].status == "error"
@@ -345,14 +340,14 @@ def test_every_group_is_also_a_pytest_benchmark() -> None:
     text = "\n".join(p.read_text() for p in sorted(BENCHMARKS.glob("test_bench_*.py")))
     for g in cases.GROUPS:
         assert f'case_params("{g.key}")' in text, g.key
-    assert "def run(" not in text  # the timed bodies live in memkit/_bench_cases.py
+    assert "def run(" not in text  # the timed bodies live in memkit/_bench/
 
 
 def test_pure_python_refcell_follows_the_borrow_rule() -> None:
-    cell = cases.PyRefCell(1)
+    cell = PyRefCell(1)
     with cell.borrow_mut() as g:
         g.value += 1
-        with pytest.raises(cases.PyBorrowError):
+        with pytest.raises(PyBorrowError):
             cell.borrow_mut()
     with pytest.raises(ValueError, match="released"):
         _ = g.value

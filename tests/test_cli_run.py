@@ -27,7 +27,7 @@ def write(path: Path, code: str) -> Path:
 
 
 def memkit_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m memkit run ...`` in ``cwd`` (a temporary directory: no source tree to shadow memkit)."""
+    """``python -m memkit run ...`` in ``cwd`` (conftest.py makes it import the memkit under test)."""
     return subprocess.run(
         [sys.executable, "-m", "memkit", "run", *args], capture_output=True, text=True, check=False, cwd=cwd
     )

@@ -868,27 +868,39 @@ def test_concurrent_inserts_and_removes_keep_every_invariant(run_concurrently: C
 @pytest.mark.usefixtures("fast_switching")
 def test_concurrent_readers_never_see_a_wrong_value(run_concurrently: Callable[..., list[Any]]) -> None:
     sm: SlotMap[int] = SlotMap()
+    readers, min_checks = 3, 2_000
     stop = threading.Event()
+    # Set by each reader once it has made min_checks checks (or failed): the writer churns
+    # until then, so every reader's checks overlap the churn however the threads are scheduled.
+    checked_enough = [threading.Event() for _ in range(readers)]
 
     def worker(t: int) -> int:
-        checked = 0
         if t == 0:  # the writer: churns slots so readers hold stale keys
+            i = 0
             try:
-                for i in range(20_000):
-                    sm.remove(sm.insert(i))
+                while i < 20_000 or not all(e.is_set() for e in checked_enough):
+                    sm.remove(sm.insert(-i))  # never a reader's value, however long it churns
                     if i % 100 == 0:
                         sm.clear()
+                    i += 1
             finally:
                 stop.set()
-            return 0
-        mine = {sm.insert(t * 1_000_000 + i): t * 1_000_000 + i for i in range(50)}
-        while not stop.is_set():
-            for k, v in mine.items():
-                got = sm.get(k)
-                assert got is None or got == v  # a stale key never finds another entry
-                checked += 1
+            return i
+        checked = 0
+        try:
+            mine = {sm.insert(t * 1_000_000 + i): t * 1_000_000 + i for i in range(50)}
+            while not stop.is_set():
+                for k, v in mine.items():
+                    got = sm.get(k)
+                    assert got is None or got == v  # a stale key never finds another entry
+                    checked += 1
+                if checked >= min_checks:
+                    checked_enough[t - 1].set()
+        finally:
+            checked_enough[t - 1].set()  # a failed reader must not keep the writer going
         return checked
 
-    results = run_concurrently(worker, 4)
-    assert sum(results) > 0
+    churned, *checks = run_concurrently(worker, 1 + readers)
+    assert churned >= 20_000
+    assert all(n >= min_checks for n in checks), checks
     check(sm)

@@ -1,6 +1,6 @@
 """``python -m memkit bench``: every memkit operation beside the alternative, timed interleaved.
 
-The rows and the timed callables are ``memkit._bench_cases`` (the same ones
+The rows and the timed callables are :mod:`memkit._bench`'s (the same ones
 ``benchmarks/`` hands to pytest-benchmark). This module times them and prints the table:
 
 - Each group's rows are timed **interleaved**: every round times each row once, in an
@@ -40,8 +40,8 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import _bench_cases as cases
-from ._version import __version__
+from .. import _bench as cases
+from .._version import __version__
 
 SCHEMA = 1
 
@@ -351,13 +351,13 @@ def _evaluate(g: cases.Group, rows: dict[str, RowResult]) -> None:
 
 
 def _package_root() -> str:
-    """The directory the running memkit package was imported from."""
-    return str(Path(cases.__file__).resolve().parent.parent)
+    """The directory the running memkit package was imported from (the one holding memkit/)."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from memkit._bench_cli import child_main; sys.exit(child_main(sys.argv[2]))"
+    "from memkit._bench.cli import child_main; sys.exit(child_main(sys.argv[2]))"
 )
 
 
@@ -471,7 +471,7 @@ def run(
     mode: Mode, groups: list[cases.Group], rounds: int | None = None, stream: TextIO | None = None
 ) -> dict[str, Any]:
     """Time ``groups``; the report as a JSON-ready dict (see docs/cli.md for the schema)."""
-    from ._info import python_build
+    from .._info import python_build
 
     started = time.perf_counter()
     load_start = _load_average()
