@@ -40,6 +40,7 @@ import operator
 import os
 import pickle
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -76,6 +77,12 @@ import memkit.guard
 import memkit.layout
 import memkit.slotmap
 import memkit.sync
+
+# Deep enough that a deallocator recursing once per level overflows NESTING_STACK many
+# times over (each level takes a few dozen bytes of C stack), shallow enough to stay well
+# inside it with CPython's trashcan, which on 3.13 unwinds only after thousands of levels.
+NESTING_DEPTH = 100_000
+NESTING_STACK = 1 << 20
 
 AUDITED_MODULES = (
     "memkit",
@@ -162,12 +169,13 @@ _NOT_API = {
 
 def members(cls: type) -> list[tuple[str, Any, type]]:
     """(name, raw class-dict entry, defining class) of every public method/attribute and
-    dunder that ``cls`` or a memkit base defines, nearest definition first."""
+    dunder that ``cls`` (a struct class's fields too) or a memkit base defines, nearest
+    definition first."""
     seen: set[str] = set()
     out = []
     for klass in cls.__mro__:
-        if not _is_memkit_class(klass):
-            continue
+        if klass is not cls and not _is_memkit_class(klass):
+            continue  # object, pybind11_object, Generic, ABC, ...: not memkit's API
         for name, raw in vars(klass).items():
             if name in seen or name in _NOT_API:
                 continue
@@ -430,6 +438,7 @@ class Audit:
             self.restore()
         self.wrong_receivers(name, cls, mems)
         self.restore()
+        self.deep_nesting(name, cls)
 
     def receivers(self, name: str, cls: type, factory: Callable[[], list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
         """The factory's instances, then discovered ones: made without __init__, of a
@@ -546,6 +555,39 @@ class Audit:
                         continue
                     self.call(where, allowed, lambda u=unbound, o=other: u(o))
                     self.call(f"{where} with 1", allowed, lambda u=unbound, o=other: u(o, 1))
+
+    def deep_nesting(self, name: str, cls: type) -> None:
+        """A compiled class that holds any value, nested NESTING_DEPTH deep (Cell(Cell(...)))
+        and freed on a thread with a small stack: a deallocator that recurses once per level
+        in C overflows it, where CPython's trashcan (what lists and dicts use) does not."""
+        if not _is_native(cls) or issubclass(cls, BaseException):
+            return
+        try:
+            cls(cls(None))
+        except Exception:
+            return  # not a holder of arbitrary values
+        self.note(f"{name}({name}(...)) {NESTING_DEPTH} deep, freed on a thread with a {NESTING_STACK >> 10} KiB stack")
+        self.calls += 1
+        errors: list[BaseException] = []
+
+        def build_and_drop() -> None:
+            try:
+                value: object = None
+                for _ in range(NESTING_DEPTH):
+                    value = cls(value)
+                del value
+            except BaseException as exc:
+                errors.append(exc)
+
+        previous = threading.stack_size(NESTING_STACK)
+        try:
+            worker = threading.Thread(target=build_and_drop)
+            worker.start()
+            worker.join()
+        finally:
+            threading.stack_size(previous)
+        for exc in errors:
+            self.fail(self.where, exc)
 
     def generic_ops(self, where: str, obj: Any, primary: bool) -> None:
         """Protocol operations any object may meet: repr, hash, len, iteration, buffer
