@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -143,14 +144,22 @@ def test_signal_handler_cannot_release_a_guard_while_condvar_wait_has_its_mutex_
         cv.notify_all()  # ends the wait
 
     main = threading.get_ident()
+
+    def signal_the_waiter() -> None:
+        # Once the wait has begun (repr says so; before the fix it never did, and the
+        # signal goes after 5 s, still well inside the wait).
+        deadline = time.monotonic() + 5
+        while repr(guard) != "<MutexGuard waiting>" and time.monotonic() < deadline:
+            time.sleep(0.001)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
     previous = signal.signal(signal.SIGUSR1, handler)
-    timer = threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGUSR1))
+    sender = threading.Thread(target=signal_the_waiter)
     try:
-        timer.start()
+        sender.start()
         assert cv.wait(guard, timeout=30) is True
     finally:
-        timer.cancel()
-        timer.join()
+        sender.join()
         signal.signal(signal.SIGUSR1, previous)
     assert len(seen) == 4, seen
     assert all(isinstance(e, RuntimeError) and "waiting in Condvar.wait" in str(e) for e in seen[:3])
