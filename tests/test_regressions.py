@@ -6,14 +6,17 @@ each one crashed the interpreter, read or wrote freed memory, or raised the wron
 
 from __future__ import annotations
 
-import signal
+import os
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import memkit
 from memkit import (
     AlignedBuffer,
     ArrayView,
@@ -126,49 +129,66 @@ def test_condvar_timeout_that_releases_the_guard_raises_instead_of_crashing(wait
     assert not m.locked()
 
 
+_SIGNAL_DURING_WAIT = """
+import signal, threading, time
+from memkit import Condvar, Mutex
+
+cv = Condvar()
+guard = Mutex(["data"]).lock()  # the guard holds the only reference to its Mutex
+seen = []
+
+def handler(signum, frame):
+    for attempt in (guard.release, lambda: guard.value, lambda: guard.__exit__(None, None, None)):
+        try:
+            attempt()
+        except Exception as exc:
+            seen.append(exc)
+    seen.append(repr(guard))
+    cv.notify_all()  # ends the wait
+
+main = threading.get_ident()
+
+def signal_the_waiter():
+    # Once the wait has begun (repr says so; before the fix it never did, and the signal
+    # goes after 5 s, still well inside the wait).
+    deadline = time.monotonic() + 5
+    while repr(guard) != "<MutexGuard waiting>" and time.monotonic() < deadline:
+        time.sleep(0.001)
+    signal.pthread_kill(main, signal.SIGUSR1)
+
+signal.signal(signal.SIGUSR1, handler)
+sender = threading.Thread(target=signal_the_waiter)
+sender.start()
+woke = cv.wait(guard, timeout=30)
+sender.join()
+assert woke is True, woke
+assert len(seen) == 4, seen
+assert all(isinstance(e, RuntimeError) and "waiting in Condvar.wait" in str(e) for e in seen[:3]), seen
+assert seen[3] == "<MutexGuard waiting>", seen
+# The wait ended with the mutex held again by the guard, which works as before.
+assert guard.value == ["data"]
+guard.value = ["repaired"]
+guard.release()
+assert guard.released
+print("ok")
+"""
+
+
 def test_signal_handler_cannot_release_a_guard_while_condvar_wait_has_its_mutex_unlocked() -> None:
     # While Condvar.wait waits, the mutex is unlocked and signal handlers run. A handler that
-    # released the guard then unlocked a mutex nobody held and dropped the guard's reference
-    # to it - the last one here - so the wait relocked freed memory.
-    cv = Condvar()
-    guard = Mutex(["data"]).lock()  # the guard holds the only reference to its Mutex
-    seen: list[object] = []
-
-    def handler(signum: int, frame: object) -> None:
-        for attempt in (guard.release, lambda: guard.value, lambda: guard.__exit__(None, None, None)):
-            try:
-                attempt()
-            except RuntimeError as exc:
-                seen.append(exc)
-        seen.append(repr(guard))
-        cv.notify_all()  # ends the wait
-
-    main = threading.get_ident()
-
-    def signal_the_waiter() -> None:
-        # Once the wait has begun (repr says so; before the fix it never did, and the
-        # signal goes after 5 s, still well inside the wait).
-        deadline = time.monotonic() + 5
-        while repr(guard) != "<MutexGuard waiting>" and time.monotonic() < deadline:
-            time.sleep(0.001)
-        signal.pthread_kill(main, signal.SIGUSR1)
-
-    previous = signal.signal(signal.SIGUSR1, handler)
-    sender = threading.Thread(target=signal_the_waiter)
+    # released the guard unlocked a mutex nobody held and dropped the guard's reference to
+    # it - the last one - so the wait relocked freed memory (and could spin on it forever):
+    # hence a subprocess with a timeout.
+    env = dict(os.environ)
+    root = str(Path(memkit.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     try:
-        sender.start()
-        assert cv.wait(guard, timeout=30) is True
-    finally:
-        sender.join()
-        signal.signal(signal.SIGUSR1, previous)
-    assert len(seen) == 4, seen
-    assert all(isinstance(e, RuntimeError) and "waiting in Condvar.wait" in str(e) for e in seen[:3])
-    assert seen[3] == "<MutexGuard waiting>"
-    # The wait ended with the mutex held again by the guard, which works as before.
-    assert guard.value == ["data"]
-    guard.value = ["repaired"]
-    guard.release()
-    assert guard.released
+        proc = subprocess.run(
+            [sys.executable, "-c", _SIGNAL_DURING_WAIT], capture_output=True, text=True, env=env, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the waiter never came back from Condvar.wait", pytrace=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("make", [Cell, RefCell, Mutex, RwLock], ids=lambda t: t.__name__)
