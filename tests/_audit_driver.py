@@ -84,6 +84,13 @@ import memkit.sync
 NESTING_DEPTH = 100_000
 NESTING_STACK = 1 << 20
 
+try:
+    import numpy  # noqa: F401 - only whether it is there
+except ImportError:
+    NUMPY_AVAILABLE = False
+else:
+    NUMPY_AVAILABLE = True
+
 AUDITED_MODULES = (
     "memkit",
     "memkit.alloc",
@@ -302,6 +309,9 @@ class Audit:
             pass
         except allowed:
             pass
+        except ImportError as exc:
+            if NUMPY_AVAILABLE or "NumPy" not in str(exc):  # NumPy is optional, and says so
+                self.fail(where, exc)
         except SystemError as exc:
             self.fail(where, exc)
         except BaseException as exc:  # anything else is a finding, recorded not raised

@@ -588,8 +588,6 @@ EXTRA_ALLOWED: dict[str, tuple[type[BaseException], ...]] = {
     "SoA.column": (AttributeError,),  # documented: a path with no column
     "SoA.__setattr__": (AttributeError,),
     "SlotMapIterator.__next__": (StopIteration,),
-    "aligned_empty": (ImportError,),  # documented: without NumPy
-    "aligned_zeros": (ImportError,),
 }
 
 SLOW_CALL_SECONDS = float(os.environ.get("MEMKIT_AUDIT_SLOW_SECONDS", "2"))
