@@ -739,13 +739,23 @@ class ArrayView(Sequence[T], Generic[T]):
     __slots__ = ("_cast", "_label", "_len", "_off", "_raw", "_rec", "_stride", "_type")
 
     def __init__(self, rec: Any, off: int, atype: ArrayType, label: str) -> None:
+        # Made by records and S.array_view; a direct call gets the same argument checks.
+        if not isinstance(atype, ArrayType):
+            raise TypeError(f"ArrayView() needs an array type (Array(T, n)), got {type(atype).__name__}")
+        if not isinstance(label, str):
+            raise TypeError(f"ArrayView() label must be a str, got {type(label).__name__}")
+        off = _int(off, "offset")
+        whole: memoryview = memoryview(rec)
+        if off < 0 or off + atype.size > whole.nbytes:
+            raise ValueError(
+                f"{label}: {atype.size} bytes at offset {off} do not fit in the {whole.nbytes}-byte buffer"
+            )
         self._rec = rec
         self._off = off
         self._type = atype
         self._label = label
         self._len = atype.length
         self._stride = atype.elem.size
-        whole: memoryview = memoryview(rec)
         self._raw = whole if off == 0 and len(whole) == atype.size else whole[off : off + atype.size]
         elem = atype.elem
         prim = elem.base if isinstance(elem, EnumType) else elem

@@ -191,6 +191,8 @@ class SoA(Generic[S]):
 
     def column(self, path: str) -> Any:
         """The column of a field by dotted path; ``AttributeError`` if there is none."""
+        if not isinstance(path, str):
+            raise TypeError(f"SoA.column() takes a field path (str), got {type(path).__name__}")
         try:
             return self._columns[path]
         except KeyError:

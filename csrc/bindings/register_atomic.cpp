@@ -165,9 +165,24 @@ private:
 }
 
 // ---- operations shared by AtomicInt and AtomicIntArray ----------------------------------
+//
+// Each takes `pin_cell`, a callable returning a pin whose cell() is the live cell or nullptr
+// once released, and calls it only after every argument is converted: a conversion may run
+// Python code (an __index__ method) that releases the atomic and frees the buffer it lived
+// in, so a cell looked up before would be a dangling pointer by the time it is written.
+
+// The pinned cell, or ValueError when released.
+template <class Pin>
+std::int64_t* live_cell(const Pin& pin, const char* what) {
+    std::int64_t* cell = pin.cell();
+    if (cell == nullptr) raise_released(what);
+    return cell;
+}
 
 // load(order=SEQ_CST)
-PyObject* do_load(std::int64_t* cell, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+template <class PinCell>
+PyObject* do_load(PinCell&& pin_cell, const char* what, PyObject* const* args, Py_ssize_t nargs,
+                  PyObject* kwnames) {
     Order order = Order::seq_cst;
     if (nargs != 0 || kwnames != nullptr) {
         static const char* const names[] = {"order"};
@@ -176,18 +191,22 @@ PyObject* do_load(std::int64_t* cell, PyObject* const* args, Py_ssize_t nargs, P
         order = to_order(values[0]);
         check(core::invalid_load_order(order));
     }
-    return PyLong_FromLongLong(core::atomic_load(cell, order));
+    const auto pin = pin_cell();
+    return PyLong_FromLongLong(core::atomic_load(live_cell(pin, what), order));
 }
 
 // store(v, order=SEQ_CST)
-PyObject* do_store(std::int64_t* cell, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+template <class PinCell>
+PyObject* do_store(PinCell&& pin_cell, const char* what, PyObject* const* args, Py_ssize_t nargs,
+                   PyObject* kwnames) {
     static const char* const names[] = {"v", "order"};
     PyObject* values[2];
     if (!fastcall::parse_args("store", args, nargs, kwnames, names, 1, 2, values)) return nullptr;
     const std::int64_t v = to_i64(values[0], "v");
     const Order order = to_order(values[1]);
     check(core::invalid_store_order(order));
-    core::atomic_store(cell, v, order);
+    const auto pin = pin_cell();
+    core::atomic_store(live_cell(pin, what), v, order);
     Py_RETURN_NONE;
 }
 
@@ -198,7 +217,8 @@ struct RmwSpec {
 };
 
 // swap/fetch_*(value, order=SEQ_CST) -> previous value
-PyObject* do_rmw(const RmwSpec& spec, std::int64_t* cell, PyObject* const* args, Py_ssize_t nargs,
+template <class PinCell>
+PyObject* do_rmw(const RmwSpec& spec, PinCell&& pin_cell, const char* what, PyObject* const* args, Py_ssize_t nargs,
                  PyObject* kwnames) {
     std::int64_t v = 1;
     Order order = Order::seq_cst;
@@ -216,11 +236,14 @@ PyObject* do_rmw(const RmwSpec& spec, std::int64_t* cell, PyObject* const* args,
         if (values[0] != nullptr) v = to_i64(values[0], spec.value_name);
         order = to_order(values[1]);
     }
-    return PyLong_FromLongLong(core::atomic_rmw(cell, spec.op, v, order));
+    const auto pin = pin_cell();
+    return PyLong_FromLongLong(core::atomic_rmw(live_cell(pin, what), spec.op, v, order));
 }
 
 // compare_exchange[_weak](expected, desired, order=SEQ_CST, failure=None) -> (ok, previous)
-PyObject* do_cas(bool weak, std::int64_t* cell, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+template <class PinCell>
+PyObject* do_cas(bool weak, PinCell&& pin_cell, const char* what, PyObject* const* args, Py_ssize_t nargs,
+                 PyObject* kwnames) {
     static const char* const names[] = {"expected", "desired", "order", "failure"};
     PyObject* values[4];
     const char* fname = weak ? "compare_exchange_weak" : "compare_exchange";
@@ -231,7 +254,8 @@ PyObject* do_cas(bool weak, std::int64_t* cell, PyObject* const* args, Py_ssize_
     const Order failure =
         values[3] != nullptr && values[3] != Py_None ? to_order(values[3], "failure") : core::default_failure(order);
     check(core::invalid_failure_order(failure));
-    const bool ok = core::atomic_compare_exchange(cell, expected, desired, weak, order, failure);
+    const auto pin = pin_cell();
+    const bool ok = core::atomic_compare_exchange(live_cell(pin, what), expected, desired, weak, order, failure);
     return pair(ok, PyLong_FromLongLong(expected));
 }
 
@@ -304,18 +328,18 @@ std::unique_ptr<AtomicIntState> make_atomic_int(PyObject* args, PyObject* kwargs
 }
 
 PyObject* int_load(AtomicIntState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_cell(s, [&](std::int64_t* c) { return do_load(c, a, n, k); });
+    return do_load([&s] { return IntPin(s); }, kAtomicInt, a, n, k);
 }
 PyObject* int_store(AtomicIntState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_cell(s, [&](std::int64_t* c) { return do_store(c, a, n, k); });
+    return do_store([&s] { return IntPin(s); }, kAtomicInt, a, n, k);
 }
 template <const RmwSpec& Spec>
 PyObject* int_rmw(AtomicIntState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_cell(s, [&](std::int64_t* c) { return do_rmw(Spec, c, a, n, k); });
+    return do_rmw(Spec, [&s] { return IntPin(s); }, kAtomicInt, a, n, k);
 }
 template <bool Weak>
 PyObject* int_cas(AtomicIntState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_cell(s, [&](std::int64_t* c) { return do_cas(Weak, c, a, n, k); });
+    return do_cas(Weak, [&s] { return IntPin(s); }, kAtomicInt, a, n, k);
 }
 PyObject* int_fetch_update(AtomicIntState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
     return do_fetch_update([&s] { return IntPin(s); }, kAtomicInt, a, n, k);
@@ -566,9 +590,9 @@ std::unique_ptr<ArrayState> make_array(PyObject* args, PyObject* kwargs) {
     return state;
 }
 
-// The cell of element `index` (args[0]) on pinned memory.
-template <class Body>
-PyObject* with_element(ArrayState& s, PyObject* const* args, Py_ssize_t nargs, const char* fname, Body&& body) {
+// The byte offset of element `index` (args[0]): TypeError for a non-int, IndexError out of
+// range. The length never changes, so this holds whatever happens to the memory later.
+std::size_t element_offset(const ArrayState& s, PyObject* const* args, Py_ssize_t nargs, const char* fname) {
     if (nargs < 1) raise(PyExc_TypeError, std::string(fname) + "() missing required argument 'index'");
     if (!PyLong_Check(args[0])) {
         raise(PyExc_TypeError, std::string("index must be an int, got ") + Py_TYPE(args[0])->tp_name);
@@ -579,47 +603,50 @@ PyObject* with_element(ArrayState& s, PyObject* const* args, Py_ssize_t nargs, c
         raise(PyExc_IndexError, "AtomicIntArray index " + repr_of(args[0]) + " out of range for length " +
                                     std::to_string(s.length));
     }
-    CellPin pin(s.memory);
-    if (pin.base() == nullptr) raise_released(kArray);
-    auto* cell = reinterpret_cast<std::int64_t*>(reinterpret_cast<std::byte*>(pin.base()) +
-                                                 static_cast<std::size_t>(i) * s.stride);
-    return body(cell);
+    return static_cast<std::size_t>(i) * s.stride;
+}
+
+// Pins the array's memory; cell() is element `offset`'s cell, or nullptr once released.
+struct ElementPin {
+    CellPin pin;
+    std::size_t offset;
+    ElementPin(ArrayState& s, std::size_t off) : pin(s.memory), offset(off) {}
+    std::int64_t* cell() const noexcept {
+        return pin.base() == nullptr
+                   ? nullptr
+                   : reinterpret_cast<std::int64_t*>(reinterpret_cast<std::byte*>(pin.base()) + offset);
+    }
+};
+
+// `body(cell)` on element args[0] of the pinned, live array (for bodies that run no Python).
+template <class Body>
+PyObject* with_element(ArrayState& s, PyObject* const* args, Py_ssize_t nargs, const char* fname, Body&& body) {
+    const ElementPin pin(s, element_offset(s, args, nargs, fname));
+    return body(live_cell(pin, kArray));
 }
 
 PyObject* arr_load(ArrayState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_element(s, a, n, "load", [&](std::int64_t* c) { return do_load(c, a + 1, n - 1, k); });
+    const std::size_t off = element_offset(s, a, n, "load");
+    return do_load([&s, off] { return ElementPin(s, off); }, kArray, a + 1, n - 1, k);
 }
 PyObject* arr_store(ArrayState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_element(s, a, n, "store", [&](std::int64_t* c) { return do_store(c, a + 1, n - 1, k); });
+    const std::size_t off = element_offset(s, a, n, "store");
+    return do_store([&s, off] { return ElementPin(s, off); }, kArray, a + 1, n - 1, k);
 }
 template <const RmwSpec& Spec>
 PyObject* arr_rmw(ArrayState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_element(s, a, n, Spec.name, [&](std::int64_t* c) { return do_rmw(Spec, c, a + 1, n - 1, k); });
+    const std::size_t off = element_offset(s, a, n, Spec.name);
+    return do_rmw(Spec, [&s, off] { return ElementPin(s, off); }, kArray, a + 1, n - 1, k);
 }
 template <bool Weak>
 PyObject* arr_cas(ArrayState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    return with_element(s, a, n, Weak ? "compare_exchange_weak" : "compare_exchange",
-                        [&](std::int64_t* c) { return do_cas(Weak, c, a + 1, n - 1, k); });
+    const std::size_t off = element_offset(s, a, n, Weak ? "compare_exchange_weak" : "compare_exchange");
+    return do_cas(Weak, [&s, off] { return ElementPin(s, off); }, kArray, a + 1, n - 1, k);
 }
 
 PyObject* arr_fetch_update(ArrayState& s, PyObject* const* a, Py_ssize_t n, PyObject* k) {
-    // Validate the index (and that the array is live) once, then pin per atomic step.
-    std::size_t offset = 0;
-    with_element(s, a, n, "fetch_update", [&](std::int64_t* c) -> PyObject* {
-        offset = static_cast<std::size_t>(reinterpret_cast<std::byte*>(c) -
-                                          reinterpret_cast<std::byte*>(s.memory.base.load()));
-        return nullptr;
-    });
-    struct ElementPin {
-        CellPin pin;
-        std::size_t offset;
-        std::int64_t* cell() const noexcept {
-            return pin.base() == nullptr
-                       ? nullptr
-                       : reinterpret_cast<std::int64_t*>(reinterpret_cast<std::byte*>(pin.base()) + offset);
-        }
-    };
-    return do_fetch_update([&s, offset] { return ElementPin{CellPin(s.memory), offset}; }, kArray, a + 1, n - 1, k);
+    const std::size_t off = element_offset(s, a, n, "fetch_update");
+    return do_fetch_update([&s, off] { return ElementPin(s, off); }, kArray, a + 1, n - 1, k);
 }
 
 PyObject* arr_getitem(ArrayState& s, PyObject* index) {

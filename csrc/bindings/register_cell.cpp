@@ -42,14 +42,10 @@ PyObject* caller_location() noexcept {
     PyFrameObject* frame = PyEval_GetFrame();  // borrowed
     if (frame == nullptr) return nullptr;
     PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
-    PyObject* filename = PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename");
+    // The field, not getattr(code, "co_filename"): that made a fresh name string on every
+    // borrow, which CPython's attribute caches could keep (a leak check saw them pile up).
+    PyObject* where = PyUnicode_FromFormat("%U:%d", code->co_filename, PyFrame_GetLineNumber(frame));
     Py_DECREF(code);
-    if (filename == nullptr) {
-        PyErr_Clear();
-        return nullptr;
-    }
-    PyObject* where = PyUnicode_FromFormat("%U:%d", filename, PyFrame_GetLineNumber(frame));
-    Py_DECREF(filename);
     if (where == nullptr) PyErr_Clear();
     return where;
 }
@@ -94,10 +90,14 @@ int cell_clear(PyObject* self) noexcept {
 void cell_dealloc(PyObject* self) noexcept {
     PyTypeObject* type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    // Cells nested a million deep (Cell(Cell(...))) must not overflow the C stack: the
+    // trashcan defers the inner deallocations, as for lists and dicts.
+    Py_TRASHCAN_BEGIN(self, cell_dealloc)
     Py_CLEAR(as_cell(self)->value);
     as_cell(self)->mutex.~OwnerMutex();
     type->tp_free(self);
     Py_DECREF(type);
+    Py_TRASHCAN_END
 }
 
 // Swaps `value` into the cell and returns the old value (a new reference).
@@ -240,6 +240,7 @@ int refcell_clear(PyObject* self) noexcept {
 void refcell_dealloc(PyObject* self) noexcept {
     PyTypeObject* type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, refcell_dealloc)  // deep nesting: see cell_dealloc
     RefCellObject* cell = as_refcell(self);
     Py_CLEAR(cell->value);
     Py_CLEAR(cell->location);
@@ -247,6 +248,7 @@ void refcell_dealloc(PyObject* self) noexcept {
     cell->location_mutex.~OwnerMutex();
     type->tp_free(self);
     Py_DECREF(type);
+    Py_TRASHCAN_END
 }
 
 // Records where a borrow from 0 outstanding was taken (debug_borrows only).

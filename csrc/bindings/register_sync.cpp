@@ -111,6 +111,10 @@ struct SyncGuard {
     PyObject* lock;          // the Mutex or RwLock (strong) while held; nullptr once released
     std::uint64_t thread;    // the thread that acquired it (RwLock bookkeeping)
     GuardKind kind;
+    // Condvar.wait has unlocked the mutex and will lock it again for this guard. Python code
+    // can run meanwhile (a signal handler): the guard may then neither release the lock it
+    // does not hold right now, nor touch the value another thread may be changing.
+    bool waiting;
 };
 
 SyncGuard* as_guard(PyObject* o) noexcept { return reinterpret_cast<SyncGuard*>(o); }
@@ -141,15 +145,17 @@ PyObject* new_guard(PyObject* lock, GuardKind kind, std::uint64_t thread) noexce
     g->lock = Py_NewRef(lock);
     g->thread = thread;
     g->kind = kind;
+    g->waiting = false;
     PyObject_GC_Track(g);
     return reinterpret_cast<PyObject*>(g);
 }
 
 // Unlocks what the guard holds, poisoning first when `poison` (an exception left the
-// guard's block). Releasing twice does nothing.
+// guard's block). Releasing twice does nothing; so does releasing a guard Condvar.wait is
+// waiting with (callers that can raise check guard_waiting first).
 void guard_release(SyncGuard* g, bool poison) noexcept {
     PyObject* lock = g->lock;
-    if (lock == nullptr) return;
+    if (lock == nullptr || g->waiting) return;
     g->lock = nullptr;
     if (g->kind == GuardKind::mutex) {
         MutexObject* m = as_mutex(lock);
@@ -202,9 +208,18 @@ PyObject* guard_released(SyncGuard* g) noexcept {
     return nullptr;
 }
 
+// RuntimeError for a guard whose mutex Condvar.wait has let go of for now.
+PyObject* guard_waiting(SyncGuard* g) noexcept {
+    PyErr_Format(PyExc_RuntimeError,
+                 "the %s is waiting in Condvar.wait, which has unlocked its Mutex until the wait ends",
+                 guard_name(g->kind));
+    return nullptr;
+}
+
 PyObject* guard_get_value(PyObject* self, void*) noexcept {
     SyncGuard* g = as_guard(self);
     if (g->lock == nullptr) return guard_released(g);
+    if (g->waiting) return guard_waiting(g);
     return Py_NewRef(value_slot(g));
 }
 
@@ -220,6 +235,10 @@ int guard_set_value(PyObject* self, PyObject* value, void*) noexcept {
     }
     if (g->lock == nullptr) {
         guard_released(g);
+        return -1;
+    }
+    if (g->waiting) {
+        guard_waiting(g);
         return -1;
     }
     PyObject*& slot = value_slot(g);  // this guard holds the lock exclusively
@@ -244,13 +263,16 @@ PyObject* guard_get_released(PyObject* self, void*) noexcept {
 }
 
 PyObject* guard_release_method(PyObject* self, PyObject*) noexcept {
-    guard_release(as_guard(self), false);
+    SyncGuard* g = as_guard(self);
+    if (g->waiting) return guard_waiting(g);
+    guard_release(g, false);
     Py_RETURN_NONE;
 }
 
 PyObject* guard_enter(PyObject* self, PyObject*) noexcept {
     SyncGuard* g = as_guard(self);
     if (g->lock == nullptr) return guard_released(g);
+    if (g->waiting) return guard_waiting(g);
     return Py_NewRef(self);
 }
 
@@ -263,13 +285,16 @@ PyObject* guard_exit(PyObject* self, PyObject* const* args, Py_ssize_t nargs) no
                    PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(args[0]),
                                     reinterpret_cast<PyTypeObject*>(PyExc_GeneratorExit)));
     }
-    guard_release(as_guard(self), failed);
+    SyncGuard* g = as_guard(self);
+    if (g->waiting) return guard_waiting(g);
+    guard_release(g, failed);
     Py_RETURN_FALSE;
 }
 
 PyObject* guard_repr(PyObject* self) noexcept {
     SyncGuard* g = as_guard(self);
     if (g->lock == nullptr) return PyUnicode_FromFormat("<%s released>", guard_name(g->kind));
+    if (g->waiting) return PyUnicode_FromFormat("<%s waiting>", guard_name(g->kind));
     return PyUnicode_FromFormat("%s(%R)", guard_name(g->kind), value_slot(g));
 }
 
@@ -390,11 +415,15 @@ int mutex_clear(PyObject* self) noexcept {
 void mutex_dealloc(PyObject* self) noexcept {
     PyTypeObject* type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    // Mutexes nested a million deep (Mutex(Mutex(...))) must not overflow the C stack: the
+    // trashcan defers the inner deallocations, as for lists and dicts.
+    Py_TRASHCAN_BEGIN(self, mutex_dealloc)
     MutexObject* m = as_mutex(self);
     Py_CLEAR(m->value);
     m->core.~MutexCore();
     type->tp_free(self);
     Py_DECREF(type);
+    Py_TRASHCAN_END
 }
 
 // lock(timeout=None) -> MutexGuard
@@ -495,11 +524,13 @@ int rwlock_clear(PyObject* self) noexcept {
 void rwlock_dealloc(PyObject* self) noexcept {
     PyTypeObject* type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, rwlock_dealloc)  // deep nesting: see mutex_dealloc
     RwLockObject* rw = as_rwlock(self);
     Py_CLEAR(rw->value);
     rw->core.~RwCore();
     type->tp_free(self);
     Py_DECREF(type);
+    Py_TRASHCAN_END
 }
 
 const char* refusal_message(core::RwCore::Refusal r) noexcept {
@@ -649,6 +680,10 @@ SyncGuard* held_guard(PyObject* obj) noexcept {
         guard_released(g);
         return nullptr;
     }
+    if (g->waiting) {
+        guard_waiting(g);
+        return nullptr;
+    }
     if (as_mutex(g->lock)->owner.load() != this_thread()) {
         PyErr_SetString(PyExc_RuntimeError, "the MutexGuard belongs to another thread");
         return nullptr;
@@ -666,6 +701,9 @@ int condvar_wait_once(CondvarObject* cv, SyncGuard* g, const Deadline& deadline)
         PyErr_SetString(PyExc_RuntimeError, e.what());
         return -1;
     }
+    // From here until the mutex is ours again, signal handlers may run Python code that
+    // reaches the guard: `waiting` keeps it from releasing (and freeing) the unlocked mutex.
+    g->waiting = true;
     m->owner.store(0);
     m->core.unlock();
     const Wait w = blocking(deadline, [cv](core::Slice s) { return cv->core.wait_for(s); });
@@ -681,6 +719,7 @@ int condvar_wait_once(CondvarObject* cv, SyncGuard* g, const Deadline& deadline)
         Py_END_ALLOW_THREADS
     }
     m->owner.store(this_thread());
+    g->waiting = false;
     PyErr_Restore(type, value, tb);
     return w == Wait::done ? 1 : w == Wait::timed_out ? 0 : -1;
 }
@@ -690,10 +729,12 @@ PyObject* condvar_wait(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
         PyErr_SetString(PyExc_TypeError, "wait() missing required argument 'guard'");
         return nullptr;
     }
-    SyncGuard* g = held_guard(args[0]);
-    if (g == nullptr) return nullptr;
+    // The timeout first: converting it may run Python code (an int subclass's __float__)
+    // that releases the guard, so the guard is checked only after.
     Deadline deadline;
     if (!parse_one_timeout("wait", args + 1, nargs - 1, kwnames, deadline)) return nullptr;
+    SyncGuard* g = held_guard(args[0]);
+    if (g == nullptr) return nullptr;
     const int r = condvar_wait_once(as_condvar(self), g, deadline);
     if (r < 0) return nullptr;
     return PyBool_FromLong(r);
@@ -705,6 +746,9 @@ PyObject* condvar_wait_while(PyObject* self, PyObject* const* args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "wait_while() needs guard and predicate");
         return nullptr;
     }
+    // The timeout first, as in wait(): its conversion may release the guard.
+    Deadline deadline;
+    if (!parse_one_timeout("wait_while", args + 2, nargs - 2, kwnames, deadline)) return nullptr;
     SyncGuard* g = held_guard(args[0]);
     if (g == nullptr) return nullptr;
     PyObject* predicate = args[1];
@@ -712,8 +756,6 @@ PyObject* condvar_wait_while(PyObject* self, PyObject* const* args, Py_ssize_t n
         PyErr_Format(PyExc_TypeError, "predicate must be callable, got %s", Py_TYPE(predicate)->tp_name);
         return nullptr;
     }
-    Deadline deadline;
-    if (!parse_one_timeout("wait_while", args + 2, nargs - 2, kwnames, deadline)) return nullptr;
     for (;;) {
         PyObject* value = Py_NewRef(as_mutex(g->lock)->value);
         PyObject* keep = PyObject_CallOneArg(predicate, value);

@@ -29,6 +29,7 @@ BlockPool::Block BlockPool::take(std::size_t nbytes) {
     Block block;
     if (it == classes_.end()) {
         block.memory = allocate_aligned(nbytes, align_, /*zero=*/false);
+        block.zeroed = block.memory.mapped != 0;
         block.size_class = kExact;
         ++stats_.misses;
         ++stats_.outstanding;
@@ -43,6 +44,7 @@ BlockPool::Block BlockPool::take(std::size_t nbytes) {
         ++stats_.hits;
     } else {
         block.memory = allocate_aligned(*it, align_, /*zero=*/false);
+        block.zeroed = block.memory.mapped != 0;
         ++stats_.misses;
     }
     ++stats_.outstanding;

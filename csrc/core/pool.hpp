@@ -26,6 +26,10 @@ public:
     struct Block {
         Allocation memory;
         std::size_t size_class = kExact;
+        // The memory is known to read as zero: a fresh mapping (the kernel zeroes pages).
+        // A caller that wants zeroed contents may skip its memset - for a large block that
+        // is the difference between touching every page and touching none.
+        bool zeroed = false;
         std::size_t capacity() const noexcept { return memory.nbytes; }
     };
     static constexpr std::size_t kExact = static_cast<std::size_t>(-1);
@@ -38,7 +42,8 @@ public:
     BlockPool& operator=(const BlockPool&) = delete;
 
     // A block of the smallest class >= nbytes (cached if one is, else new), or an exact
-    // block above the largest class. Contents are unspecified: the caller zeroes. Throws
+    // block above the largest class. Contents are unspecified (unless Block::zeroed): the
+    // caller zeroes. Throws
     // std::bad_alloc (nothing changes) when the OS refuses.
     Block take(std::size_t nbytes);
     // Returns a block from take(): cached when it is class-sized and the cache has room

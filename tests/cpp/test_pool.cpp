@@ -172,6 +172,25 @@ TEST(BlockPool, ExactBlocksAreFreedNotCached) {
     EXPECT_EQ(snap(pool), stats_of(0, 3, 0, 0));
 }
 
+TEST(BlockPool, OnlyFreshMappingsAreKnownZero) {
+    BlockPool pool({64, 4 << 20}, 64 << 20, 64);
+    Block small = pool.take(10);  // heap memory: contents unspecified
+    EXPECT_FALSE(small.zeroed);
+    Block big = pool.take(3 << 20);  // a fresh mapping of the 4 MiB class
+    EXPECT_TRUE(big.zeroed);
+    Block exact = pool.take(5 << 20);  // above the largest class: mapped exactly
+    EXPECT_TRUE(exact.zeroed);
+    for (std::size_t i = 0; i < big.capacity(); i += 4096) EXPECT_EQ(big.memory.data[i], std::byte{0});
+    fill(big, 0x5a);
+    pool.give(big);
+    Block reused = pool.take(4 << 20);  // the same block back, dirty: the caller must zero it
+    EXPECT_EQ(reused.memory.data, big.memory.data);
+    EXPECT_FALSE(reused.zeroed);
+    pool.give(reused);
+    pool.give(exact);
+    pool.give(small);
+}
+
 TEST(BlockPool, GiveThenTakeIsAHitWithTheSameAddress) {
     BlockPool pool({64, 256, 1024}, 1 << 20, 64);
     Block a = pool.take(100);
