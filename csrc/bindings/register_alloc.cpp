@@ -232,6 +232,17 @@ void register_alloc(py::module_& m) {
     m.def("_realloc", &test_realloc, py::arg("domain"), py::arg("address"), py::arg("nbytes"),
           "Private (tests): resize a block from _allocate.");
     m.def("_free", &test_free, py::arg("domain"), py::arg("address"), "Private (tests): free a block from _allocate.");
+    m.def(
+        "_bookkeeping",
+        [] {
+            const hook::Bookkeeping b = hook::bookkeeping();
+            py::dict d;
+            d["layers"] = py::make_tuple(b.layers[hook::kRaw], b.layers[hook::kMem], b.layers[hook::kObj]);
+            d["leaves"] = b.leaves;
+            return d;
+        },
+        "Private (tests): what the hook keeps for itself - layers made per domain (raw, mem, object) "
+        "and shadow-map leaves mapped.");
     m.def("_object_churn", &object_churn, py::arg("iterations"), py::arg("live"),
           "Private (benchmarks): object-domain allocations and frees in a tight loop; returns nanoseconds.");
     m.def("_raw_churn", &raw_churn, py::arg("nthreads"), py::arg("iterations"),

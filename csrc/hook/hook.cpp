@@ -825,4 +825,11 @@ void reset_peak() noexcept {
     all_peak_shared.store(all_current());
 }
 
+Bookkeeping bookkeeping() noexcept {
+    Bookkeeping b{};
+    for (int d = 0; d < kDomains; ++d) b.layers[d] = layer_count[d];
+    b.leaves = leaf_count.load(kRelaxed);
+    return b;
+}
+
 }  // namespace memkit::hook

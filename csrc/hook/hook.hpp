@@ -101,4 +101,13 @@ Counters totals() noexcept;
 Counters domain_totals(Domain d) noexcept;
 void reset_peak() noexcept;
 
+// What the hook keeps for itself, for leak checks: the layers it has made in each domain
+// (one per distinct allocator installed over, reused by every later install over it) and
+// the shadow-map leaves it has mapped (one per 256 MiB of heap addresses ever counted).
+struct Bookkeeping {
+    int layers[kDomains];
+    int leaves;
+};
+Bookkeeping bookkeeping() noexcept;
+
 }  // namespace memkit::hook
