@@ -1,0 +1,57 @@
+"""One test per bug found after release, named after what broke, grouped by area.
+
+Each test reproduces the failing call exactly as it was found (by the fuzz harnesses in
+fuzz/, or otherwise) and asserts the fixed behaviour.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from memkit._core import layout as raw_layout
+
+# ---- memkit.layout (found by fuzz/fuzz_layout.py) ------------------------------------------
+
+
+class _Raw(raw_layout.Record):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    ("offset", "size"),
+    [
+        (sys.maxsize, 1),  # offset + size wrapped to a negative number: read at ptr + 2**63 - 1
+        (16, sys.maxsize - 7),  # wrapped as well, with a small offset
+        (sys.maxsize, sys.maxsize),
+    ],
+)
+def test_field_bounds_check_does_not_overflow(offset: int, size: int) -> None:
+    # A Field's offset and size are any Py_ssize_t; the record bounds check computed
+    # offset + size, which overflowed and let the read through (a segfault).
+    field = raw_layout.Field("Raw.x", "bytes", offset, size)
+    record = raw_layout.bind(_Raw, bytearray(8), 0, 8, 1, "Raw")
+    with pytest.raises(ValueError, match="lies outside this 8-byte record"):
+        field.__get__(record, _Raw)
+    with pytest.raises(ValueError, match="lies outside this 8-byte record"):
+        field.__set__(record, b"x")
+
+
+def test_field_bounds_check_does_not_overflow_through_attribute_access() -> None:
+    # The same check on the attribute fast path (record_getattro / record_setattro).
+    class Raw(raw_layout.Record):
+        __slots__ = ()
+
+    Raw.x = raw_layout.Field("Raw.x", "u8", sys.maxsize, 1)  # type: ignore[attr-defined]
+    record = raw_layout.bind(Raw, bytearray(8), 0, 8, 1, "Raw")
+    with pytest.raises(ValueError, match="lies outside"):
+        record.x  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(ValueError, match="lies outside"):
+        record.x = 1  # type: ignore[attr-defined]
+
+
+def test_bind_rejects_huge_size_without_overflow() -> None:
+    # bind()'s error message computed offset + size too (undefined behaviour under UBSan).
+    with pytest.raises(ValueError, match="too small"):
+        raw_layout.bind(_Raw, bytearray(8), 4, sys.maxsize, 1, "Raw")
