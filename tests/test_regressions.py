@@ -6,10 +6,12 @@ fuzz/, or otherwise) and asserts the fixed behaviour.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 
+from memkit import BufferPool
 from memkit._core import layout as raw_layout
 
 # ---- memkit.layout (found by fuzz/fuzz_layout.py) ------------------------------------------
@@ -55,3 +57,36 @@ def test_bind_rejects_huge_size_without_overflow() -> None:
     # bind()'s error message computed offset + size too (undefined behaviour under UBSan).
     with pytest.raises(ValueError, match="too small"):
         raw_layout.bind(_Raw, bytearray(8), 4, sys.maxsize, 1, "Raw")
+
+
+# ---- memkit.buffers: BufferPool (found by fuzz/fuzz_pool.py) --------------------------------
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_pool_acquire_of_fresh_mapped_block_does_not_touch_every_page() -> None:
+    # acquire(n) zeroed the visible bytes with memset even when the block had just been
+    # mapped from the OS (already zero): a 1 GiB acquire above the largest class made the
+    # process resident 1 GiB larger and took seconds. AlignedBuffer(1 GiB) touches nothing.
+    pool = BufferPool((4096,), max_cached_bytes=0)
+    before = _rss_bytes()
+    with pool.acquire(1 << 30) as buf:
+        grown = _rss_bytes() - before
+        view = memoryview(buf)
+        assert view[0] == view[1 << 29] == view[-1] == 0
+        view.release()
+    assert grown < 64 << 20, f"acquire touched {grown >> 20} MiB of a fresh 1 GiB block"
+
+
+def test_pool_reused_block_is_still_zeroed() -> None:
+    # The fix must not skip zeroing a cached (dirty) block.
+    pool = BufferPool((2 << 20,))
+    with pool.acquire(2 << 20) as first:
+        memoryview(first)[:] = b"\xab" * (2 << 20)
+    with pool.acquire(2 << 20) as again:
+        assert pool.hits == 1
+        assert bytes(again) == bytes(2 << 20)

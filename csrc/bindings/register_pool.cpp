@@ -103,8 +103,9 @@ PyObject* pool_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
             }
         }
         // Zeroing only what len() shows is enough: the rest of the block is never visible
-        // through this handle, and a later handle zeroes its own visible part.
-        if (zero && nbytes != 0) std::memset(block.memory.data, 0, nbytes);
+        // through this handle, and a later handle zeroes its own visible part. A block
+        // freshly mapped from the OS is zero already; writing zeros would touch every page.
+        if (zero && nbytes != 0 && !block.zeroed) std::memset(block.memory.data, 0, nbytes);
         std::byte* data = nbytes != 0 ? block.memory.data : core::dangling(st->pool.align());
         auto* buf = new_handle<PooledBufferObject>(pooled_buffer_type, self, data, static_cast<Py_ssize_t>(nbytes),
                                                    st->pool.align());

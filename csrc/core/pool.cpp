@@ -30,6 +30,7 @@ BlockPool::Block BlockPool::take(std::size_t nbytes) {
     if (it == classes_.end()) {
         block.memory = allocate_aligned(nbytes, align_, /*zero=*/false);
         block.size_class = kExact;
+        block.zeroed = block.memory.mapped != 0;
         ++stats_.misses;
         ++stats_.outstanding;
         return block;
@@ -43,6 +44,7 @@ BlockPool::Block BlockPool::take(std::size_t nbytes) {
         ++stats_.hits;
     } else {
         block.memory = allocate_aligned(*it, align_, /*zero=*/false);
+        block.zeroed = block.memory.mapped != 0;
         ++stats_.misses;
     }
     ++stats_.outstanding;

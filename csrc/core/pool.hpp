@@ -26,6 +26,9 @@ public:
     struct Block {
         Allocation memory;
         std::size_t size_class = kExact;
+        // True when take() just mapped the block from the OS, whose pages arrive zeroed:
+        // the caller need not zero it (and writing zeros would touch every page).
+        bool zeroed = false;
         std::size_t capacity() const noexcept { return memory.nbytes; }
     };
     static constexpr std::size_t kExact = static_cast<std::size_t>(-1);
@@ -38,7 +41,8 @@ public:
     BlockPool& operator=(const BlockPool&) = delete;
 
     // A block of the smallest class >= nbytes (cached if one is, else new), or an exact
-    // block above the largest class. Contents are unspecified: the caller zeroes. Throws
+    // block above the largest class. Contents are unspecified unless `zeroed` says so: the
+    // caller zeroes the rest. Throws
     // std::bad_alloc (nothing changes) when the OS refuses.
     Block take(std::size_t nbytes);
     // Returns a block from take(): cached when it is class-sized and the cache has room
