@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from memkit import BufferPool
+from memkit import AtomicIntArray, BufferPool
 from memkit._core import layout as raw_layout
 
 # ---- memkit.layout (found by fuzz/fuzz_layout.py) ------------------------------------------
@@ -90,3 +90,20 @@ def test_pool_reused_block_is_still_zeroed() -> None:
     with pool.acquire(2 << 20) as again:
         assert pool.hits == 1
         assert bytes(again) == bytes(2 << 20)
+
+
+# ---- memkit.atomic (found by fuzz/fuzz_atomic.py) -----------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 3])
+def test_released_atomic_array_raises_value_error_on_len_and_index(length: int) -> None:
+    # After release() len() still answered and an empty array's index check ran first
+    # (IndexError): every use of a released array raises ValueError, as documented.
+    arr = AtomicIntArray.from_buffer(bytearray(64), length)
+    arr.release()
+    with pytest.raises(ValueError, match="released"):
+        len(arr)
+    with pytest.raises(ValueError, match="released"):
+        arr.load(0)
+    with pytest.raises(ValueError, match="released"):
+        arr[0]

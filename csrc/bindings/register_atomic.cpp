@@ -573,14 +573,15 @@ PyObject* with_element(ArrayState& s, PyObject* const* args, Py_ssize_t nargs, c
     if (!PyLong_Check(args[0])) {
         raise(PyExc_TypeError, std::string("index must be an int, got ") + Py_TYPE(args[0])->tp_name);
     }
+    // Released first: a released array raises ValueError for every index (an empty one too).
+    CellPin pin(s.memory);
+    if (pin.base() == nullptr) raise_released(kArray);
     int overflow = 0;
     const long long i = PyLong_AsLongLongAndOverflow(args[0], &overflow);
     if (overflow != 0 || i < 0 || static_cast<unsigned long long>(i) >= s.length) {
         raise(PyExc_IndexError, "AtomicIntArray index " + repr_of(args[0]) + " out of range for length " +
                                     std::to_string(s.length));
     }
-    CellPin pin(s.memory);
-    if (pin.base() == nullptr) raise_released(kArray);
     auto* cell = reinterpret_cast<std::int64_t*>(reinterpret_cast<std::byte*>(pin.base()) +
                                                  static_cast<std::size_t>(i) * s.stride);
     return body(cell);
@@ -628,9 +629,14 @@ PyObject* arr_getitem(ArrayState& s, PyObject* index) {
                         [](std::int64_t* c) { return PyLong_FromLongLong(core::atomic_load(c, Order::seq_cst)); });
 }
 
-Py_ssize_t arr_len(ArrayState& s) { return static_cast<Py_ssize_t>(s.length); }
+// len() of a released array raises ValueError, as every other use does.
+Py_ssize_t arr_len(ArrayState& s) {
+    CellPin pin(s.memory);
+    if (pin.base() == nullptr) raise_released(kArray);
+    return static_cast<Py_ssize_t>(s.length);
+}
 
-PyObject* arr_len_method(ArrayState& s) { return PyLong_FromSize_t(s.length); }
+PyObject* arr_len_method(ArrayState& s) { return PyLong_FromSsize_t(arr_len(s)); }
 
 PyObject* arr_tolist(ArrayState& s) {
     CellPin pin(s.memory);
