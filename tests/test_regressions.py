@@ -107,3 +107,40 @@ def test_released_atomic_array_raises_value_error_on_len_and_index(length: int) 
         arr.load(0)
     with pytest.raises(ValueError, match="released"):
         arr[0]
+
+
+# ---- memkit.layout: IntEnum fields (found by fuzz/fuzz_layout.py) ----------------------------
+
+
+def test_enum_field_refuses_a_float_equal_to_a_member() -> None:
+    # 1.0 hashes like 1, so the member lookup found Color.RED and the write went through,
+    # where an integer field refuses any float (TypeError). Every path checks the type now:
+    # a view's field, an array element, and SoA records.
+    import enum
+    from typing import Annotated
+
+    from memkit.layout import Array, SoA, struct, u8, u32
+
+    class Color(enum.IntEnum):
+        RED = 1
+        GREEN = 2
+
+    @struct
+    class Pixel:
+        color: Annotated[Color, u32]
+        palette: Array(Annotated[Color, u8], 2)
+
+    p = Pixel()
+    for bad in (1.0, "RED", None, [1]):
+        with pytest.raises(TypeError, match="holds a Color"):
+            p.color = bad
+        with pytest.raises(TypeError, match="holds a Color"):
+            p.palette[0] = bad
+    assert bytes(p) == bytes(len(bytes(p)))  # nothing was written
+    p.color = 2
+    p.palette[1] = Color.RED
+    assert p.color is Color.GREEN and p.palette[1] is Color.RED
+
+    soa = SoA(Pixel, 1, numpy=False)
+    with pytest.raises(TypeError, match="holds a Color"):
+        soa[0].color = 1.0

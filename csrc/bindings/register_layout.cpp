@@ -480,14 +480,18 @@ int field_write(FieldObject* f, RecordObject* rec, PyObject* obj, PyObject* valu
             return store_bytes(f, p, f->size, value, what.c_str());
         }
         case k_enum: {
+            // A member or its integer value, as an integer field takes them. Anything else is a
+            // TypeError before the lookup: 1.0 hashes like 1 and would find RED = 1.
+            if (!PyLong_Check(value)) {
+                PyErr_Format(PyExc_TypeError, "%U holds a %s: got %s", f->name,
+                             reinterpret_cast<PyTypeObject*>(f->type)->tp_name, Py_TYPE(value)->tp_name);
+                return -1;
+            }
             PyObject* member = PyDict_GetItemWithError(f->extra, value);  // borrowed
             if (member == nullptr) {
                 if (!PyErr_Occurred()) {
                     PyErr_Format(PyExc_ValueError, "%R is not a valid %s (field %U)", value,
                                  reinterpret_cast<PyTypeObject*>(f->type)->tp_name, f->name);
-                } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {  // unhashable
-                    PyErr_Format(PyExc_TypeError, "%U holds a %s: got %s", f->name,
-                                 reinterpret_cast<PyTypeObject*>(f->type)->tp_name, Py_TYPE(value)->tp_name);
                 }
                 return -1;
             }
