@@ -133,7 +133,7 @@ def merge(name: str, env: dict[str, str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--harness", action="append", choices=HARNESSES, help="run only these (repeatable)")
-    parser.add_argument("--runs", type=int, default=2500, help="inputs per harness (default 2500)")
+    parser.add_argument("--runs", type=int, default=4000, help="inputs per harness (default 4000)")
     parser.add_argument("--seconds", type=int, default=0, help="time per harness instead of a run count")
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed (default 1)")
     parser.add_argument("--keep-corpus", action="store_true", help="keep build/fuzz/<harness>/ between runs")
