@@ -409,10 +409,11 @@ class EnumType(FieldType):
         return member
 
     def encode(self, value: Any, label: str) -> int:
-        try:
-            member = self.members.get(value)
-        except TypeError:  # unhashable
-            member = None
+        # A member or its integer value; anything else is a TypeError before the lookup
+        # (1.0 hashes like 1 and would find the member 1), as for integer fields.
+        if not isinstance(value, int):
+            raise TypeError(f"{label} holds a {self.enum.__name__}: got {type(value).__name__}")
+        member = self.members.get(value)
         if member is None:
             raise ValueError(f"{value!r} is not a valid {self.enum.__name__} (field {label})")
         return int(member)

@@ -591,12 +591,16 @@ std::unique_ptr<ArrayState> make_array(PyObject* args, PyObject* kwargs) {
 }
 
 // The byte offset of element `index` (args[0]): TypeError for a non-int, IndexError out of
-// range. The length never changes, so this holds whatever happens to the memory later.
-std::size_t element_offset(const ArrayState& s, PyObject* const* args, Py_ssize_t nargs, const char* fname) {
+// range, ValueError if the array was released (checked first, so an empty released array
+// says so too). The length never changes, so the offset holds whatever happens later.
+std::size_t element_offset(ArrayState& s, PyObject* const* args, Py_ssize_t nargs, const char* fname) {
     if (nargs < 1) raise(PyExc_TypeError, std::string(fname) + "() missing required argument 'index'");
     if (!PyLong_Check(args[0])) {
         raise(PyExc_TypeError, std::string("index must be an int, got ") + Py_TYPE(args[0])->tp_name);
     }
+    // Released first: a released array raises ValueError for every index (an empty one too).
+    CellPin pin(s.memory);
+    if (pin.base() == nullptr) raise_released(kArray);
     int overflow = 0;
     const long long i = PyLong_AsLongLongAndOverflow(args[0], &overflow);
     if (overflow != 0 || i < 0 || static_cast<unsigned long long>(i) >= s.length) {
@@ -655,9 +659,14 @@ PyObject* arr_getitem(ArrayState& s, PyObject* index) {
                         [](std::int64_t* c) { return PyLong_FromLongLong(core::atomic_load(c, Order::seq_cst)); });
 }
 
-Py_ssize_t arr_len(ArrayState& s) { return static_cast<Py_ssize_t>(s.length); }
+// len() of a released array raises ValueError, as every other use does.
+Py_ssize_t arr_len(ArrayState& s) {
+    CellPin pin(s.memory);
+    if (pin.base() == nullptr) raise_released(kArray);
+    return static_cast<Py_ssize_t>(s.length);
+}
 
-PyObject* arr_len_method(ArrayState& s) { return PyLong_FromSize_t(s.length); }
+PyObject* arr_len_method(ArrayState& s) { return PyLong_FromSsize_t(arr_len(s)); }
 
 PyObject* arr_tolist(ArrayState& s) {
     CellPin pin(s.memory);

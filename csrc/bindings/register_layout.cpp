@@ -230,6 +230,18 @@ void field_dealloc(PyObject* self) noexcept {
     Py_DECREF(type);
 }
 
+// Whether [offset, offset + size) lies within [0, len), for sizes >= 0. Written so that
+// nothing overflows: a Field's offset and size are any Py_ssize_t, and offset + size could
+// wrap to a negative number that passes a naive `offset + size > len` test.
+constexpr bool fits(Py_ssize_t offset, Py_ssize_t size, Py_ssize_t len) noexcept {
+    return offset >= 0 && size >= 0 && offset <= len && size <= len - offset;
+}
+
+// offset + size for messages, without signed overflow.
+unsigned long long end_of(Py_ssize_t offset, Py_ssize_t size) noexcept {
+    return static_cast<unsigned long long>(offset) + static_cast<unsigned long long>(size);
+}
+
 // The record `obj` if this field may touch it, else nullptr with an exception set.
 RecordObject* checked_record(FieldObject* f, PyObject* obj) noexcept {
     if (!PyObject_TypeCheck(obj, record_type)) {
@@ -238,9 +250,9 @@ RecordObject* checked_record(FieldObject* f, PyObject* obj) noexcept {
     }
     RecordObject* rec = as_record(obj);
     // Also refuses a record that was never bound (size 0) and a field of another struct.
-    if (f->offset + f->size > rec->size || rec->mem == nullptr) {
-        PyErr_Format(PyExc_ValueError, "field %U (bytes %zd..%zd) lies outside this %zd-byte record", f->name,
-                     f->offset, f->offset + f->size, rec->size);
+    if (!fits(f->offset, f->size, rec->size) || rec->mem == nullptr) {
+        PyErr_Format(PyExc_ValueError, "field %U (bytes %zd..%llu) lies outside this %zd-byte record", f->name,
+                     f->offset, end_of(f->offset, f->size), rec->size);
         return nullptr;
     }
     return rec;
@@ -468,14 +480,18 @@ int field_write(FieldObject* f, RecordObject* rec, PyObject* obj, PyObject* valu
             return store_bytes(f, p, f->size, value, what.c_str());
         }
         case k_enum: {
+            // A member or its integer value, as an integer field takes them. Anything else is a
+            // TypeError before the lookup: 1.0 hashes like 1 and would find RED = 1.
+            if (!PyLong_Check(value)) {
+                PyErr_Format(PyExc_TypeError, "%U holds a %s: got %s", f->name,
+                             reinterpret_cast<PyTypeObject*>(f->type)->tp_name, Py_TYPE(value)->tp_name);
+                return -1;
+            }
             PyObject* member = PyDict_GetItemWithError(f->extra, value);  // borrowed
             if (member == nullptr) {
                 if (!PyErr_Occurred()) {
                     PyErr_Format(PyExc_ValueError, "%R is not a valid %s (field %U)", value,
                                  reinterpret_cast<PyTypeObject*>(f->type)->tp_name, f->name);
-                } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {  // unhashable
-                    PyErr_Format(PyExc_TypeError, "%U holds a %s: got %s", f->name,
-                                 reinterpret_cast<PyTypeObject*>(f->type)->tp_name, Py_TYPE(value)->tp_name);
                 }
                 return -1;
             }
@@ -545,8 +561,9 @@ PyObject* record_getattro(PyObject* self, PyObject* name) noexcept {
         if (descr != nullptr && Py_IS_TYPE(descr, field_type)) {
             FieldObject* f = as_field(descr);
             RecordObject* rec = as_record(self);
-            PyObject* out = f->offset + f->size > rec->size || rec->mem == nullptr ? field_get(descr, self, nullptr)
-                                                                                   : field_read(f, rec, self);
+            PyObject* out = !fits(f->offset, f->size, rec->size) || rec->mem == nullptr
+                                ? field_get(descr, self, nullptr)  // raises, saying why
+                                : field_read(f, rec, self);
             Py_DECREF(descr);
             return out;
         }
@@ -561,8 +578,9 @@ int record_setattro(PyObject* self, PyObject* name, PyObject* value) noexcept {
         if (descr != nullptr && Py_IS_TYPE(descr, field_type)) {
             FieldObject* f = as_field(descr);
             RecordObject* rec = as_record(self);
-            const int out = f->offset + f->size > rec->size || rec->mem == nullptr ? field_set(descr, self, value)
-                                                                                   : field_write(f, rec, self, value);
+            const int out = !fits(f->offset, f->size, rec->size) || rec->mem == nullptr
+                                ? field_set(descr, self, value)  // raises, saying why
+                                : field_write(f, rec, self, value);
             Py_DECREF(descr);
             return out;
         }
@@ -662,10 +680,10 @@ PyObject* bind(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) no
         Py_DECREF(mem);
         return nullptr;
     }
-    if (offset > view->len || size > view->len - offset) {
+    if (!fits(offset, size, view->len)) {
         PyErr_Format(PyExc_ValueError,
-                     "%U: the buffer is too small: %zd bytes at offset %zd need at least %zd bytes, it has %zd", what,
-                     size, offset, offset + size, view->len);
+                     "%U: the buffer is too small: %zd bytes at offset %zd need at least %llu bytes, it has %zd", what,
+                     size, offset, end_of(offset, size), view->len);
         Py_DECREF(mem);
         return nullptr;
     }
@@ -702,9 +720,9 @@ PyObject* sub(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) noe
     if (offset == -1 && PyErr_Occurred()) return nullptr;
     const Py_ssize_t size = PyLong_AsSsize_t(args[3]);
     if (size == -1 && PyErr_Occurred()) return nullptr;
-    if (parent->mem == nullptr || offset < 0 || size < 0 || offset > parent->size || size > parent->size - offset) {
-        PyErr_Format(PyExc_ValueError, "sub(): bytes %zd..%zd lie outside the %zd-byte record", offset,
-                     offset + size, parent->size);
+    if (parent->mem == nullptr || !fits(offset, size, parent->size)) {
+        PyErr_Format(PyExc_ValueError, "sub(): %zd bytes at offset %zd lie outside the %zd-byte record", size,
+                     offset, parent->size);
         return nullptr;
     }
     return new_record(cls, parent->mem, parent->ptr + offset, size, parent->readonly);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/borrow.hpp"
+#include "run_concurrently.hpp"
 
 namespace {
 
@@ -76,6 +77,36 @@ TEST(BorrowFlag, RacingThreadsNeverHoldConflictingBorrows) {
     }
     for (auto& t : threads) t.join();
     EXPECT_FALSE(violated.load());
+    EXPECT_EQ(f.state(), BorrowFlag::State::unborrowed);
+}
+
+// The borrow flag orders the data it guards: writes made under an exclusive borrow are
+// visible to every later borrow (acquire on taking, release on ending). `value` is a plain
+// integer, so ThreadSanitizer reports a race if the flag's orderings were too weak.
+TEST(BorrowFlag, ExclusiveBorrowsOrderPlainData) {
+    BorrowFlag f;
+    long value = 0;  // written only under an exclusive borrow, read under a shared one
+    std::atomic<long> writes{0};
+    std::atomic<bool> went_back{false};
+    memkit_test::run_concurrently(4, [&](int t) {
+        long last_seen = 0;
+        for (int i = 0; i < 20000; ++i) {
+            if ((i + t) % 4 == 0) {
+                if (f.try_exclusive()) {
+                    ++value;
+                    writes.fetch_add(1, std::memory_order_relaxed);
+                    f.end_exclusive();
+                }
+            } else if (f.try_shared()) {
+                const long now = value;
+                if (now < last_seen) went_back = true;  // a later borrow saw an older value
+                last_seen = now;
+                f.end_shared();
+            }
+        }
+    });
+    EXPECT_FALSE(went_back.load());
+    EXPECT_EQ(value, writes.load());
     EXPECT_EQ(f.state(), BorrowFlag::State::unborrowed);
 }
 

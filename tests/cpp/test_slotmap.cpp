@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -13,6 +15,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+#include "run_concurrently.hpp"
 
 namespace {
 
@@ -363,6 +367,68 @@ TEST(SlotMap, RandomisedAgainstUnorderedMap) {
             }
         }
     }
+    EXPECT_CONSISTENT(map);
+}
+
+// ---- threads ----------------------------------------------------------------------------
+//
+// SlotMap is not synchronised: its owner serialises calls (the GIL, or the binding's
+// per-map lock on free-threaded builds). These run it that way from racing threads, so
+// ThreadSanitizer checks that no state outside the map object is shared unsynchronised.
+
+// One map per thread, no lock.
+TEST(SlotMapThreads, SeparateMapsShareNoState) {
+    memkit_test::run_concurrently(4, [](int t) {
+        Map map;
+        std::vector<SlotKey> keys;
+        for (int i = 0; i < 5000; ++i) {
+            if (i % 3 == 2 && !keys.empty()) {
+                std::string out;
+                ASSERT_TRUE(map.remove(keys.back(), out));
+                keys.pop_back();
+            } else {
+                keys.push_back(map.insert(std::to_string(t * 100000 + i)));
+            }
+        }
+        EXPECT_EQ(map.size(), keys.size());
+        EXPECT_CONSISTENT(map);
+    });
+}
+
+// One map shared under a mutex, as the free-threaded binding uses it: concurrent inserts
+// never hand out the same key, each thread finds exactly its own entries, and a key a
+// thread removed stays stale though other threads keep reusing its slot.
+TEST(SlotMapThreads, SharedMapUnderTheOwnersLock) {
+    Map map;
+    std::mutex m;
+    constexpr int kThreads = 4;
+    constexpr int kIters = 3000;
+    std::vector<std::vector<SlotKey>> live(kThreads), stale(kThreads);
+    memkit_test::run_concurrently(kThreads, [&](int t) {
+        auto& mine = live[static_cast<std::size_t>(t)];
+        auto& dead = stale[static_cast<std::size_t>(t)];
+        for (int i = 0; i < kIters; ++i) {
+            std::lock_guard<std::mutex> lock(m);
+            if (i % 2 == 1) {
+                std::string out;
+                ASSERT_TRUE(map.remove(mine.back(), out));
+                ASSERT_EQ(out, std::to_string(t) + ":" + std::to_string(i - 1));
+                dead.push_back(mine.back());
+                mine.pop_back();
+            } else {
+                mine.push_back(map.insert(std::to_string(t) + ":" + std::to_string(i)));
+            }
+        }
+    });
+    std::unordered_set<SlotKey> all;
+    for (int t = 0; t < kThreads; ++t) {
+        for (SlotKey k : live[static_cast<std::size_t>(t)]) EXPECT_TRUE(all.insert(k).second);
+        for (SlotKey k : stale[static_cast<std::size_t>(t)]) {
+            EXPECT_TRUE(all.insert(k).second) << "key handed out twice";
+            EXPECT_EQ(map.get(k), nullptr);
+        }
+    }
+    EXPECT_EQ(map.size(), 0u);
     EXPECT_CONSISTENT(map);
 }
 
