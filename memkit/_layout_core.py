@@ -608,7 +608,13 @@ def field_type(annotation: Any, label: str = "field") -> FieldType:
     if get_origin(annotation) is Annotated:
         args = get_args(annotation)
         base, metadata = args[0], args[1:]
-        width = next((t for t in map(_field_type_or_none, metadata) if t is not None), None)
+        # A loop, not next() over a generator: a generator dropped half-way must be closed,
+        # which allocates, so under memory pressure it would print "Exception ignored".
+        width = None
+        for item in metadata:
+            width = _field_type_or_none(item)
+            if width is not None:
+                break
         if isinstance(base, type) and issubclass(base, enum.Enum):
             return _enum_type(base, width, label)
         if width is not None:
@@ -812,7 +818,10 @@ class ArrayView(Sequence[T], Generic[T]):
     def __getitem__(self, i: slice) -> list[T]: ...
     def __getitem__(self, i: int | slice) -> T | list[T]:
         if isinstance(i, slice):
-            return [self._get(j) for j in range(*i.indices(self._len))]
+            # map(), not a comprehension: on 3.11 a comprehension makes `self` a cell, and
+            # when memory for that cell runs out CPython leaks the arguments (the view, and
+            # with it the buffer's export).
+            return list(map(self._get, range(*i.indices(self._len))))
         return self._get(self._index(i))  # type: ignore[no-any-return]
 
     def __setitem__(self, i: int | slice, value: Any) -> None:
