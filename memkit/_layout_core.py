@@ -608,13 +608,7 @@ def field_type(annotation: Any, label: str = "field") -> FieldType:
     if get_origin(annotation) is Annotated:
         args = get_args(annotation)
         base, metadata = args[0], args[1:]
-        # A loop, not next() over a generator: a generator dropped half-way must be closed,
-        # which allocates, so under memory pressure it would print "Exception ignored".
-        width = None
-        for item in metadata:
-            width = _field_type_or_none(item)
-            if width is not None:
-                break
+        width = next((t for t in map(_field_type_or_none, metadata) if t is not None), None)
         if isinstance(base, type) and issubclass(base, enum.Enum):
             return _enum_type(base, width, label)
         if width is not None:

@@ -911,9 +911,8 @@ int set_nb_bool(py::handle cls, inquiry fn) {
 
 void register_atomic(py::module_& m) {
     m.attr("CACHE_PAD") = py::int_(core::kCachePad);
-    m.def(
-        "cache_line_size", [] { return steal_or_throw(PyLong_FromSize_t(core::cache_line_size())); },
-        "The L1 data cache line size the OS reports, or 0 when it reports none.");
+    m.def("cache_line_size", &core::cache_line_size,
+          "The L1 data cache line size the OS reports, or 0 when it reports none.");
 
     py::class_<AtomicIntState> atomic_int(m, "AtomicInt", R"doc(
 A lock-free signed 64-bit integer (Rust's AtomicI64).
