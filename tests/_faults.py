@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from memkit import alloc
 from memkit._core import _testing
 
@@ -29,3 +35,25 @@ class FailAt(alloc.Limit):
     def failed_at(self) -> int:
         """The point that failed (``k``, or the next one that could), or -1."""
         return int(self._scope.failed_at)
+
+
+@contextmanager
+def unraisable_checked() -> Iterator[None]:
+    """Fail on every exception reported as unraisable ("Exception ignored in ...") inside the
+    block, except one CPython itself cannot avoid: before 3.12, dropping a generator that was
+    not run to its end throws GeneratorExit into it, and when memory has run out creating
+    that exception fails and is reported. (3.12 closes such a generator without an exception.)"""
+    seen: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: seen.append(
+        (unraisable.exc_type, unraisable.exc_value, unraisable.err_msg, unraisable.object)
+    )
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+        for exc_type, exc_value, err_msg, obj in seen:
+            closing_a_generator = isinstance(obj, types.GeneratorType) and issubclass(exc_type, MemoryError)
+            if not (closing_a_generator and sys.version_info < (3, 12)):
+                raise AssertionError(f"{err_msg or 'Exception ignored in'}: {obj!r}: {exc_type.__name__}: {exc_value}")
+        seen.clear()

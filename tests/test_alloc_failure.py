@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _faults import FailAt
+from _faults import FailAt, unraisable_checked
 
 import memkit
 from memkit import alloc
@@ -69,12 +69,13 @@ def sweep(case: Case, max_runs: int = 300) -> SweepResult:
     for _ in range(max_runs):
         state = case.setup()
         done = raised = False
-        try:
-            with FailAt(k) as f:
-                case.op(state)
-                done = True
-        except MemoryError:
-            raised = True
+        with unraisable_checked():
+            try:
+                with FailAt(k) as f:
+                    case.op(state)
+                    done = True
+            except MemoryError:
+                raised = True
         if f.failed_at < 0:
             assert done and not raised, f"{case.name}: MemoryError with no failed allocation"
             break  # every point has failed once
@@ -150,7 +151,9 @@ def constructors() -> list[Case]:
         "ScopeGuard": lambda: memkit.defer(int),
         "Layout": lambda: memkit.Layout(24, 8).align_to(64),
         "struct": lambda: struct(type("Dyn", (), {"__annotations__": {"a": u8, "b": u32}})),
+        "struct-string-annotations": lambda: struct(type("Str", (), {"__annotations__": {"a": "u8", "b": "f64"}})),
         "SoA": lambda: SoA(Pair, 8),
+        "memoryview of a struct": lambda: memoryview(Pair(a=1, b=2.0)),
     }
 
     def check_made(box: list[object], done: bool) -> None:
