@@ -12,19 +12,22 @@ allocators - refused by the budget exactly as inside a ``limit()`` block - and e
 allocation memkit's core makes (aligned buffers, arena chunks, pool blocks), refused the
 way the OS refuses. What is not swept: C++ ``operator new`` (the slot map's vector, arena
 frame stacks, pybind11's registry), which has no injection point; a failure there is a
-``std::bad_alloc``, translated to ``MemoryError`` by pybind11.
+``std::bad_alloc``, translated to ``MemoryError`` by pybind11. Nor, on CPython 3.12 and
+3.13.0, an allocation of a function object's size: those interpreters crash when a function
+object cannot be allocated (tests/_faults.py, function_size_to_spare).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _faults import FailAt, unraisable_checked
+from _faults import FailAt, class_creation_survives, unraisable_checked
 
 import memkit
 from memkit import alloc
@@ -43,6 +46,7 @@ class Case:
     op: Callable[[Any], object]
     check: Callable[[Any, bool], None]
     allocates: bool = True  # False: the operation makes no allocation at all (checked)
+    creates_classes: bool = False  # skipped where CPython crashes doing that under memory pressure
 
 
 @dataclass
@@ -159,7 +163,10 @@ def constructors() -> list[Case]:
     def check_made(box: list[object], done: bool) -> None:
         assert len(box) == (1 if done else 0) or len(box) == 2  # the retry appends a second
 
-    return [Case(f"{name}()", list, keep(make), check_made) for name, make in makers.items()]
+    return [
+        Case(f"{name}()", list, keep(make), check_made, creates_classes=name.startswith("struct"))
+        for name, make in makers.items()
+    ]
 
 
 def buffer_cases() -> list[Case]:
@@ -327,6 +334,10 @@ def pool_cases() -> list[Case]:
     ]
 
 
+def increment(v: int) -> int:
+    return v + 1
+
+
 def atomic_cases() -> list[Case]:
     def from_buffer_setup() -> dict[str, Any]:
         return {"buf": bytearray(64), "made": []}
@@ -362,16 +373,16 @@ def atomic_cases() -> list[Case]:
         assert values[2] in (0, 5)
 
     def fetch_update(a: memkit.AtomicInt) -> None:
-        a.fetch_update(lambda v: v + 1)
+        a.fetch_update(increment)  # big values: each result is a new int
 
     def check_int(a: memkit.AtomicInt, done: bool) -> None:
-        assert a.load() >= 10
+        assert a.load() >= 1 << 40
 
     return [
         Case("AtomicInt.from_buffer", from_buffer_setup, int_from_buffer, check_export),
         Case("AtomicIntArray.from_buffer", from_buffer_setup, array_from_buffer, check_export),
         Case("AtomicIntArray ops", lambda: memkit.AtomicIntArray(8, padded=True), array_ops, check_array),
-        Case("AtomicInt.fetch_update", lambda: memkit.AtomicInt(10), fetch_update, check_int),
+        Case("AtomicInt.fetch_update", lambda: memkit.AtomicInt(1 << 40), fetch_update, check_int),
     ]
 
 
@@ -772,6 +783,8 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_every_allocation_point_fails_cleanly(case: Case) -> None:
+    if case.creates_classes and not class_creation_survives():
+        pytest.skip(f"CPython {sys.version.split()[0]} crashes creating a class under memory pressure")
     result = sweep(case)
     if case.allocates:
         assert result.failed >= 1, f"{case.name} made no allocation that could fail ({result})"

@@ -440,6 +440,11 @@ def test_struct_declared_under_memory_pressure_raises_memory_error_not_type_erro
     # A MemoryError while resolving a string annotation (this module's annotations are
     # strings) became TypeError ("cannot resolve the annotation"); on 3.11 eval() may even
     # report the refused allocation as SystemError.
+    from _faults import class_creation_survives
+
+    if not class_creation_survives():
+        pytest.skip(f"CPython {sys.version.split()[0]} crashes creating a class under memory pressure")
+
     def declare() -> None:
         @struct
         class Pair:

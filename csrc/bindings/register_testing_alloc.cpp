@@ -10,7 +10,9 @@
 //     blocks, atomic arrays), seen through core::set_allocation_gate.
 // The point numbered `fail_at` fails, and no other one (fail_at = -1 only counts). When
 // that point cannot fail (see below), the next one that can fails instead; `failed_at`
-// says which did.
+// says which did. Requests of exactly `spare_size` bytes are not points: CPython 3.12 and
+// 3.13.0 crash when a function object cannot be allocated (MAKE_FUNCTION releases the code
+// object twice, python/cpython#122752), so there the sweep spares that size.
 //
 // A CPython request fails through memkit's own budget, exactly as inside a
 // memkit.alloc.limit() block: the scope is a hook::Scope with a budget (hook.hpp), roomy
@@ -45,6 +47,7 @@ struct FaultState {
     std::int64_t fail_at = -1;     // the point to fail, -1 for none
     std::int64_t points = 0;       // points counted so far
     std::int64_t failed_at = -1;   // the point that failed, -1 while none has
+    std::size_t spare_size = 0;    // requests of this size are never points (0: none)
     bool begun = false;
     bool ended = false;
     unsigned long thread = 0;
@@ -87,7 +90,7 @@ void* refuse(FaultState* fs, Call&& call) noexcept {
 template <int D>
 void* layer_malloc(void* ctx, std::size_t n) noexcept {
     FaultState* fs = armed;
-    if (fs == nullptr || n == 0 || !fs->choose()) return below[D].malloc(ctx, n);
+    if (fs == nullptr || n == 0 || n == fs->spare_size || !fs->choose()) return below[D].malloc(ctx, n);
     return refuse(fs, [&] { return below[D].malloc(ctx, n); });
 }
 
@@ -95,7 +98,8 @@ template <int D>
 void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
     FaultState* fs = armed;
     std::size_t n = 0;
-    if (fs == nullptr || __builtin_mul_overflow(nelem, elsize, &n) || n == 0 || !fs->choose()) {
+    if (fs == nullptr || __builtin_mul_overflow(nelem, elsize, &n) || n == 0 || n == fs->spare_size ||
+        !fs->choose()) {
         return below[D].calloc(ctx, nelem, elsize);
     }
     return refuse(fs, [&] { return below[D].calloc(ctx, nelem, elsize); });
@@ -104,7 +108,7 @@ void* layer_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
 template <int D>
 void* layer_realloc(void* ctx, void* block, std::size_t n) noexcept {
     FaultState* fs = armed;
-    if (fs == nullptr || n == 0 || !fs->choose()) return below[D].realloc(ctx, block, n);
+    if (fs == nullptr || n == 0 || n == fs->spare_size || !fs->choose()) return below[D].realloc(ctx, block, n);
     return refuse(fs, [&] { return below[D].realloc(ctx, block, n); });
 }
 
@@ -216,13 +220,14 @@ void register_testing_alloc(py::module_& m) {
                            "Fails one chosen allocation point of the calling thread (tests only; see\n"
                            "csrc/bindings/register_testing_alloc.cpp). Stands in for the _Scope of a\n"
                            "memkit.alloc.Limit.");
-    cls.def(py::init([](std::int64_t fail_at) {
+    cls.def(py::init([](std::int64_t fail_at, std::size_t spare_size) {
                  if (fail_at < -1) raise(PyExc_ValueError, "fail_at must be >= -1");
                  auto fs = std::make_unique<FaultScope>();
                  fs->state->fail_at = fail_at;
+                 fs->state->spare_size = spare_size;
                  return fs;
              }),
-             py::arg("fail_at"))
+             py::arg("fail_at"), py::arg("spare_size") = 0)
         .def_property_readonly("points", [](const FaultScope& fs) { return fs.state->points; },
                                "Allocation points counted so far.")
         .def_property_readonly("failed_at", [](const FaultScope& fs) { return fs.state->failed_at; },
