@@ -64,7 +64,7 @@ def switch() -> None:
 
 
 @pytest.fixture
-def stress(run_concurrently: RunConcurrently) -> Iterator[Callable[[Callable[[], None]], int]]:
+def stress() -> Iterator[Callable[[Callable[[], None]], int]]:
     """``stress(body)``: run ``body`` with the GIL switching every microsecond - once, or
     again and again until ``MEMKIT_SOAK_SECONDS`` have passed. Returns the rounds run."""
     previous = sys.getswitchinterval()
