@@ -813,7 +813,10 @@ class ArrayView(Sequence[T], Generic[T]):
     def __getitem__(self, i: slice) -> list[T]: ...
     def __getitem__(self, i: int | slice) -> T | list[T]:
         if isinstance(i, slice):
-            return [self._get(j) for j in range(*i.indices(self._len))]
+            # map(), not a comprehension: on 3.11 a comprehension makes `self` a cell, and
+            # when memory for that cell runs out CPython leaks the arguments (the view, and
+            # with it the buffer's export).
+            return list(map(self._get, range(*i.indices(self._len))))
         return self._get(self._index(i))  # type: ignore[no-any-return]
 
     def __setitem__(self, i: int | slice, value: Any) -> None:

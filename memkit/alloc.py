@@ -294,7 +294,9 @@ class Limit(Tracker):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        super().__exit__(exc_type, exc, tb)
+        # End the budget first, before anything here allocates: super() makes an object, and
+        # if that allocation were refused the budget would stay on after the block.
+        self._scope.end()
         refused = self.refused
         if refused is not None and isinstance(exc, MemoryError) and not isinstance(exc, MemoryLimitError):
             raise MemoryLimitError(self.max_bytes, self.net_bytes, refused) from exc

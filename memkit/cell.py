@@ -92,7 +92,10 @@ class OnceCell(Generic[T]):
 
     def __init__(self) -> None:
         self._value: T | _Empty = _EMPTY
-        self._init_lock = threading.Lock()
+        try:
+            self._init_lock = threading.Lock()
+        except RuntimeError as exc:  # CPython's "can't allocate lock": memory ran out
+            raise MemoryError("could not allocate the OnceCell's lock") from exc
         self._initializer: int | None = None  # thread id running fn, for the re-entrancy check
 
     def get(self) -> T | None:
@@ -102,10 +105,14 @@ class OnceCell(Generic[T]):
 
     def set(self, value: T) -> None:
         """Store ``value``; ``ValueError`` if the cell already holds one."""
-        with self._init_lock:
+        lock = self._init_lock
+        lock.acquire()  # not `with`: see get_or_init
+        try:
             if self._value is not _EMPTY:
                 raise ValueError(f"OnceCell is already set (to {self._value!r})")
             self._value = value
+        finally:
+            lock.release()
 
     def get_or_init(self, fn: Callable[[], T]) -> T:
         """The value, made by ``fn()`` if the cell is empty (see the class docs for races and errors)."""
@@ -115,7 +122,12 @@ class OnceCell(Generic[T]):
         me = threading.get_ident()
         if self._initializer == me:
             raise RuntimeError("reentrant init: fn called get_or_init on the OnceCell it is initialising")
-        with self._init_lock:
+        # acquire/release rather than `with`: leaving a `with` block calls the lock's
+        # __exit__ with an argument tuple that CPython must allocate, and if memory has run
+        # out that call fails and the lock stays held - every later caller would hang.
+        lock = self._init_lock
+        lock.acquire()
+        try:
             value = self._value
             if value is not _EMPTY:
                 return cast(T, value)
@@ -126,6 +138,8 @@ class OnceCell(Generic[T]):
                 self._initializer = None
             self._value = value
             return value
+        finally:
+            lock.release()
 
     def __repr__(self) -> str:
         value = self._value

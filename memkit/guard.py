@@ -17,6 +17,11 @@ __all__ = ["ScopeGuard", "defer", "on_error", "on_success", "restoring", "restor
 
 _When = Literal["always", "success", "error"]
 
+# One lock for every guard's claim: it guards two attribute accesses, so sharing it costs
+# nothing, and a guard needs no lock of its own - whose allocation could fail (a
+# RuntimeError, not a MemoryError) and leave a half-built guard for __del__ to find.
+_claim_lock = threading.Lock()
+
 
 class ScopeGuard:
     """Runs a callback once when a scope ends, unless disarmed (Rust's ``scopeguard::ScopeGuard``).
@@ -36,16 +41,15 @@ class ScopeGuard:
     when the guard fires from garbage collection.
     """
 
-    __slots__ = ("__weakref__", "_args", "_fn", "_kwargs", "_lock", "_when")
+    __slots__ = ("__weakref__", "_args", "_fn", "_kwargs", "_when")
 
     def __init__(self, fn: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any], when: _When) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        self._fn: Callable[..., object] | None = fn
         self._args = args
         self._kwargs = kwargs
         self._when: _When = when
-        self._lock = threading.Lock()
+        self._fn: Callable[..., object] | None = fn  # last: __del__ fires only a complete guard
 
     @property
     def armed(self) -> bool:
@@ -54,12 +58,17 @@ class ScopeGuard:
 
     def disarm(self) -> None:
         """Cancel the guard: the callback will not run. Disarming twice is fine."""
-        with self._lock:
-            self._fn = None
+        self._claim()  # the callback is dropped here, outside the lock: dropping it may run code
 
     def _claim(self) -> Callable[..., object] | None:
-        with self._lock:
+        # acquire/release rather than `with`: leaving a `with` block calls the lock's
+        # __exit__ with an argument tuple CPython must allocate; if memory has run out that
+        # call fails and the lock stays held, and every guard would hang on it.
+        _claim_lock.acquire()
+        try:
             fn, self._fn = self._fn, None
+        finally:
+            _claim_lock.release()
         return fn
 
     def run(self) -> None:

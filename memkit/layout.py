@@ -27,7 +27,9 @@ See docs/layout.md.
 
 from __future__ import annotations
 
+import builtins
 import inspect
+import keyword
 import operator
 import sys
 from collections.abc import Callable
@@ -310,6 +312,18 @@ def struct(
     return wrap(cls)
 
 
+def _resolve(annotation: str, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
+    """What a string annotation names: a plain name is looked up as eval() would look it up
+    (class namespace, then module and scope, then builtins) without compiling anything;
+    anything else is evaluated."""
+    if annotation.isidentifier() and not keyword.iskeyword(annotation):
+        for namespace in (localns, globalns, vars(builtins)):
+            if annotation in namespace:
+                return namespace[annotation]
+        raise NameError(f"name {annotation!r} is not defined")
+    return eval(annotation, globalns, localns)
+
+
 def _annotations(cls: type, scope: dict[str, Any]) -> list[tuple[str, Any]]:
     raw = inspect.get_annotations(cls)
     module = sys.modules.get(cls.__module__)
@@ -320,7 +334,9 @@ def _annotations(cls: type, scope: dict[str, Any]) -> list[tuple[str, Any]]:
         ann: Any = declared
         if isinstance(ann, str):
             try:
-                ann = eval(ann, globalns, localns)
+                ann = _resolve(ann, globalns, localns)
+            except (MemoryError, SystemError):
+                raise  # not a bad annotation: memory ran out (3.11's compiler may say SystemError then)
             except Exception as exc:
                 raise TypeError(
                     f"{cls.__qualname__}.{name}: cannot resolve the annotation {ann!r} ({type(exc).__name__}: {exc})"

@@ -1,5 +1,6 @@
 """One test per bug, named after what broke, grouped by how it was found: the bad-input
-audit (tests/test_audit.py) and its sanitizer runs first, then the fuzz harnesses (fuzz/).
+audit (tests/test_audit.py) and its sanitizer runs, the fuzz harnesses (fuzz/), and the
+allocation-failure sweep (tests/test_alloc_failure.py).
 
 Each test reproduces the failing call the way it was found; before its fix each one crashed
 the interpreter, read or wrote freed memory, or raised the wrong exception.
@@ -400,3 +401,226 @@ def test_enum_field_refuses_a_float_equal_to_a_member() -> None:
     soa = SoA(Pixel, 1, numpy=False)
     with pytest.raises(TypeError, match="holds a Color"):
         soa[0].color = 1.0
+
+
+# ---- Under memory pressure: found by the allocation-failure sweep (tests/test_alloc_failure.py) ----
+#
+# Each test fails the operation's allocation points one at a time (tests/_faults.FailAt: a
+# limit() budget that refuses exactly that point) and checks what broke before the fix.
+
+
+def _each_failure(op: Callable[[], object], limit: int = 200) -> list[bool]:
+    """Run ``op`` once per allocation point, that point refused; for each run, whether it
+    raised MemoryError (False: the operation absorbed the failure). Anything else propagates.
+    No exception is kept: its traceback would keep the operation's objects alive."""
+    from _faults import FailAt, unraisable_checked
+
+    outcomes: list[bool] = []
+    for k in range(limit):
+        raised = False
+        with unraisable_checked():
+            try:
+                with FailAt(k) as f:
+                    op()
+            except MemoryError:
+                raised = True
+        if f.failed_at < 0:
+            return outcomes
+        outcomes.append(raised)
+    raise AssertionError(f"more than {limit} allocation points")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AlignedBuffer(64),
+        lambda: memkit.Arena(4096),
+        lambda: BufferPool((256,)),
+        lambda: AtomicInt(1),
+        lambda: memkit.AtomicBool(True),
+        lambda: AtomicIntArray(4),
+        lambda: memkit.ShardedCounter(),
+        lambda: memkit.Arena.__new__(memkit.Arena),
+        lambda: memkit.alloc.track(),
+    ],
+    ids=[
+        "AlignedBuffer",
+        "Arena",
+        "BufferPool",
+        "AtomicInt",
+        "AtomicBool",
+        "AtomicIntArray",
+        "ShardedCounter",
+        "Arena.__new__",
+        "track",
+    ],
+)
+def test_pybind11_class_whose_instance_cannot_be_allocated_raises_memory_error(make: Callable[[], object]) -> None:
+    # pybind11's instance creation used tp_alloc's NULL: a segfault.
+    assert any(_each_failure(make))
+
+
+def test_from_buffer_with_keyword_arguments_under_memory_pressure() -> None:
+    # pybind11's dispatcher dereferenced NULL when a keyword's name could not be interned.
+    buf = bytearray(64)
+    outcomes = _each_failure(lambda: AtomicIntArray.from_buffer(buf, 4, offset=16, padded=False))
+    outcomes += _each_failure(lambda: AtomicInt.from_buffer(buf, offset=8))
+    assert any(outcomes)
+    buf.append(0)  # no export was left behind
+
+
+def test_arena_alloc_whose_handle_cannot_be_allocated_changes_nothing() -> None:
+    # The arena allocated first and counted an allocation nobody held.
+    arena = memkit.Arena(4096)
+    keep = [arena.alloc(8) for _ in range(140)]  # takes the handles' free list: the next one is allocated
+    slot: list[object] = [None]
+    before = (arena.allocation_count, arena.bytes_used)
+
+    def alloc() -> None:
+        slot[0] = arena.alloc(24)
+
+    for raised in _each_failure(alloc):
+        if slot[0] is None:
+            assert raised
+            assert (arena.allocation_count, arena.bytes_used) == before
+        slot[0] = None
+        gc_young()
+        before = (arena.allocation_count, arena.bytes_used)
+    assert all(not b.released for b in keep)
+
+
+def test_pool_acquire_whose_handle_cannot_be_allocated_counts_nothing() -> None:
+    # The pool lent a block (a hit or a miss) before the handle failed.
+    pool = BufferPool((256,))
+    keep = [pool.acquire(16) for _ in range(140)]
+    slot: list[object] = [None]
+
+    def acquire() -> None:
+        slot[0] = pool.acquire(100)
+
+    before = (pool.hits, pool.misses)
+    for raised in _each_failure(acquire):
+        if slot[0] is None:
+            assert raised
+            assert (pool.hits, pool.misses) == before and pool.outstanding == len(keep)
+        slot[0] = None
+        before = (pool.hits, pool.misses)
+
+
+def test_limit_block_ends_its_budget_even_when_its_exit_cannot_allocate() -> None:
+    # Limit.__exit__ called super() - an allocation - before ending the budget; when that
+    # allocation was refused the budget stayed on, charging and refusing after the block.
+    limits: list[memkit.alloc.Limit] = []
+
+    def block() -> None:
+        with memkit.alloc.limit("64 MiB") as lim:
+            limits.append(lim)
+
+    _each_failure(block)
+    for lim in limits:
+        charged = lim.allocations
+        data = [bytearray(100) for _ in range(10)]
+        assert lim.allocations == charged, "a limit() block still charged after it ended"
+        del data
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda: memkit.alloc.stats(),
+        lambda: AtomicIntArray(3).tolist(),
+        lambda: BufferPool((1 << 40, 1 << 41)).size_classes,
+        lambda: _tracker_with_big_numbers().allocated_bytes,
+    ],
+    ids=["stats", "tolist", "size_classes", "Tracker.allocated_bytes"],
+)
+def test_results_that_cannot_be_allocated_raise_memory_error(read: Callable[[], object]) -> None:
+    # They raised TypeError ("Unable to convert function return value") or RuntimeError
+    # ("Could not allocate dict object!"): pybind11's reports of a failed allocation.
+    assert any(_each_failure(read))
+
+
+def _tracker_with_big_numbers() -> memkit.alloc.Tracker:
+    with memkit.alloc.track() as t:
+        bytearray(100_000)
+    return t
+
+
+def test_scope_guard_and_once_cell_under_memory_pressure_raise_memory_error_and_keep_no_lock() -> None:
+    # defer() and OnceCell() raised RuntimeError ("can't allocate lock"), a half-built guard's
+    # __del__ raised AttributeError, and a `with lock:` whose exit could not allocate left the
+    # lock held: the guard or cell then hung every later caller.
+    fired: list[int] = []
+
+    def guard() -> None:
+        with memkit.defer(fired.append, 1):
+            pass
+
+    cells = []
+
+    def once() -> None:
+        cell: memkit.OnceCell[int] = memkit.OnceCell()
+        cells.append(cell)
+        cell.get_or_init(lambda: 5)
+
+    _each_failure(guard)
+    _each_failure(once)
+    gc_young()
+
+    def later() -> None:
+        memkit.defer(fired.append, 2).run()
+        for cell in cells:
+            assert cell.get_or_init(lambda: 5) == 5
+
+    t = threading.Thread(target=later, daemon=True)
+    t.start()
+    t.join(timeout=30)
+    assert not t.is_alive(), "a lock stayed held after a failed exit"
+    assert fired.count(2) == 1
+
+
+def test_struct_declared_under_memory_pressure_raises_memory_error_not_type_error() -> None:
+    # A MemoryError while resolving a string annotation (this module's annotations are
+    # strings) became TypeError ("cannot resolve the annotation"); on 3.11 eval() may even
+    # report the refused allocation as SystemError.
+    from _faults import class_creation_survives
+
+    if not class_creation_survives():
+        pytest.skip(f"CPython {sys.version.split()[0]} crashes creating a class under memory pressure")
+
+    def declare() -> None:
+        @struct
+        class Pair:
+            a: u8
+            b: u32
+
+    _each_failure(declare)
+
+
+def test_array_view_indexing_that_fails_releases_its_buffer() -> None:
+    # ArrayView.__getitem__ held a comprehension (for slices), which makes a cell of `self`
+    # on entry; on 3.11, when that cell could not be allocated, CPython leaked the call's
+    # arguments: the view, and the export of the buffer under it, which then could never be
+    # resized or released.
+    @struct
+    class Point:
+        x: u32
+
+    buf = AlignedBuffer(64)
+
+    def index() -> None:
+        view = Point.array_view(buf, 4)
+        view[1].x = 9
+        assert [p.x for p in view[0:2]] == [0, 9]
+
+    for _ in range(3):
+        index()  # warm: 3.11 then calls __getitem__ through its specialised, inlined path
+    _each_failure(index)
+    gc_young()
+    buf.resize(128)
+
+
+def gc_young() -> None:
+    import gc
+
+    gc.collect(0)

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -188,6 +189,22 @@ PyMethodDef keywords_self(const char* name, const char* doc) noexcept {
     return {name, detail::as_cfunction(&detail::call_fast_kw_self<Fn>), METH_FASTCALL | METH_KEYWORDS, doc};
 }
 
+namespace detail {
+
+template <auto Fn>
+PyObject* call_static_kw(PyObject* /*unused*/, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+    return guarded<PyObject*>(nullptr, [&] { return Fn(args, nargs, kwnames); });
+}
+
+}  // namespace detail
+
+// `Fn(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) -> PyObject*` as a static
+// method (add_static_methods): factories like `AtomicInt.from_buffer(buf, offset=8)`.
+template <auto Fn>
+PyMethodDef static_keywords(const char* name, const char* doc) noexcept {
+    return {name, detail::as_cfunction(&detail::call_static_kw<Fn>), METH_FASTCALL | METH_KEYWORDS, doc};
+}
+
 // `Fn(T&) -> PyObject*` as a read-only attribute.
 template <auto Fn>
 PyGetSetDef getter(const char* name, const char* doc) noexcept {
@@ -208,6 +225,18 @@ inline void add_methods(py::handle cls, PyMethodDef* defs) {
         if (PyObject_SetAttrString(cls.ptr(), defs->ml_name, descr.ptr()) < 0) {
             throw py::error_already_set();
         }
+    }
+}
+
+// Sets each function of `defs` (ended by end(); made by static_keywords) on `cls` as a
+// staticmethod. `defs` must be static.
+inline void add_static_methods(py::handle cls, PyMethodDef* defs) {
+    for (; defs->ml_name != nullptr; ++defs) {
+        py::object fn = py::reinterpret_steal<py::object>(PyCFunction_NewEx(defs, nullptr, nullptr));
+        if (!fn) throw py::error_already_set();
+        py::object method = py::reinterpret_steal<py::object>(PyStaticMethod_New(fn.ptr()));
+        if (!method) throw py::error_already_set();
+        if (PyObject_SetAttrString(cls.ptr(), defs->ml_name, method.ptr()) < 0) throw py::error_already_set();
     }
 }
 
@@ -413,6 +442,81 @@ PyMethodDef init(const char* doc) noexcept {
 template <auto Make>
 void set_init(py::handle cls) noexcept {
     reinterpret_cast<PyTypeObject*>(cls.ptr())->tp_init = &detail::init_instance<Make>;
+}
+
+// ---- instances that survive a failed allocation ----
+//
+// pybind11 3.1's own tp_new (make_new_instance) uses tp_alloc's result without checking it,
+// so a class instantiated while memory runs out - inside a memkit.alloc.limit() block, say -
+// dereferences NULL. Every memkit class therefore gets checked_new below as its tp_new
+// (set_checked_new), and static factories create their instances through it (adopt).
+
+namespace detail {
+
+// pybind11's instance creation, checking each step. A new reference, or nullptr with an
+// exception set.
+inline PyObject* checked_new(PyTypeObject* type, PyObject* /*args*/, PyObject* /*kwargs*/) noexcept {
+    PyObject* self = type->tp_alloc(type, 0);
+    if (self == nullptr) return nullptr;
+    try {
+        reinterpret_cast<py::detail::instance*>(self)->allocate_layout();
+    } catch (...) {
+        // The layout is not set, so pybind11's dealloc must not see the object: free it
+        // the way tp_alloc made it (tracked if the type is GC, a reference to a heap type).
+        if (PyType_IS_GC(type)) PyObject_GC_UnTrack(self);
+        type->tp_free(self);
+        if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) Py_DECREF(type);
+        py::detail::try_translate_exceptions();
+        return nullptr;
+    }
+    return self;
+}
+
+// `cls.__new__(subtype, *args, **kwargs)`, as CPython's own __new__ wrappers check it.
+inline PyObject* checked_new_method(PyObject* cls, PyObject* args, PyObject* kwargs) noexcept {
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_Format(PyExc_TypeError, "%s.__new__(): not enough arguments", reinterpret_cast<PyTypeObject*>(cls)->tp_name);
+        return nullptr;
+    }
+    PyObject* subtype = PyTuple_GET_ITEM(args, 0);
+    if (!PyType_Check(subtype) ||
+        !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(subtype), reinterpret_cast<PyTypeObject*>(cls))) {
+        PyErr_Format(PyExc_TypeError, "%s.__new__(X): X is not a subtype of %s",
+                     reinterpret_cast<PyTypeObject*>(cls)->tp_name, reinterpret_cast<PyTypeObject*>(cls)->tp_name);
+        return nullptr;
+    }
+    return checked_new(reinterpret_cast<PyTypeObject*>(subtype), args, kwargs);
+}
+
+}  // namespace detail
+
+// Makes `cls` (a pybind11 class) create its instances through detail::checked_new, both
+// when called and through an explicit `cls.__new__(cls)`.
+inline void set_checked_new(py::handle cls) {
+    static PyMethodDef def = {"__new__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&detail::checked_new_method)),
+                              METH_VARARGS | METH_KEYWORDS,
+                              "__new__(type, /, *args, **kwargs)\n--\n\nCreate an uninitialised instance of `type`."};
+    py::object method = py::reinterpret_steal<py::object>(PyCFunction_NewEx(&def, cls.ptr(), nullptr));
+    if (!method) throw py::error_already_set();
+    if (PyObject_SetAttrString(cls.ptr(), "__new__", method.ptr()) < 0) throw py::error_already_set();
+    // Setting __new__ pointed the slot at the generic Python-level lookup: point it at the
+    // function directly (Python subclasses keep the lookup, which reaches the same place).
+    reinterpret_cast<PyTypeObject*>(cls.ptr())->tp_new = &detail::checked_new;
+}
+
+// A new instance of `cls` (the pybind11 class bound to T, or a subclass) owning `value`:
+// what a static factory returns, made without pybind11's unchecked instance creation.
+template <class T>
+py::object adopt(py::handle cls, std::unique_ptr<T> value) {
+    auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+    py::object self = py::reinterpret_steal<py::object>(detail::checked_new(type, nullptr, nullptr));
+    if (!self) throw py::error_already_set();
+    static const py::detail::type_info* const tinfo = py::detail::get_type_info(typeid(T));
+    auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+    py::detail::value_and_holder vh = inst->get_value_and_holder(tinfo, /*throw_if_missing=*/true);
+    vh.value_ptr() = value.get();
+    tinfo->init_instance(inst, &value);  // moves from `value`
+    return self;
 }
 
 }  // namespace memkit::fastcall

@@ -31,6 +31,17 @@ void register_testing(py::module_& m);
     throw py::error_already_set();
 }
 
+// A new reference from the C API as a pybind11 object, or error_already_set when it is
+// nullptr (MemoryError when memory ran out). pybind11's own constructors - py::dict(),
+// py::list(n), py::int_(v) - report a failed allocation as RuntimeError ("Could not
+// allocate dict object!"), and a returned C++ value it cannot convert as TypeError; memkit's
+// rule is MemoryError.
+template <class T = py::object>
+T steal_or_throw(PyObject* obj) {
+    if (obj == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<T>(obj);
+}
+
 // repr() of an object, for error messages that name the value received.
 inline std::string repr_of(PyObject* obj) {
     PyObject* r = PyObject_Repr(obj);

@@ -8,25 +8,30 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "../hook/hook.hpp"
+#include "fastcall.hpp"
 
 namespace memkit::bindings {
 
 namespace {
 
+py::object int_of(std::uint64_t v) { return steal_or_throw(PyLong_FromUnsignedLongLong(v)); }
+py::object int_of(std::int64_t v) { return steal_or_throw(PyLong_FromLongLong(v)); }
+
 py::dict as_dict(const hook::Counters& c) {
-    py::dict d;
-    d["allocations"] = c.allocations;
-    d["frees"] = c.frees;
-    d["reallocs"] = c.reallocs;
-    d["current_bytes"] = c.current_bytes;
-    d["peak_bytes"] = c.peak_bytes;
-    d["total_bytes"] = c.total_bytes;
-    py::dict histogram;  // {upper bound in bytes: allocations}, non-empty buckets only
+    auto d = steal_or_throw<py::dict>(PyDict_New());
+    d["allocations"] = int_of(c.allocations);
+    d["frees"] = int_of(c.frees);
+    d["reallocs"] = int_of(c.reallocs);
+    d["current_bytes"] = int_of(c.current_bytes);
+    d["peak_bytes"] = int_of(c.peak_bytes);
+    d["total_bytes"] = int_of(c.total_bytes);
+    auto histogram = steal_or_throw<py::dict>(PyDict_New());  // {upper bound in bytes: allocations}, non-empty only
     for (int b = 0; b < hook::kBuckets; ++b) {
-        if (c.histogram[b] != 0) histogram[py::int_(std::uint64_t{1} << b)] = c.histogram[b];
+        if (c.histogram[b] != 0) histogram[int_of(std::uint64_t{1} << b)] = int_of(c.histogram[b]);
     }
     d["histogram"] = histogram;
     return d;
@@ -159,41 +164,70 @@ struct ScopeHandle {
     }
 };
 
+PyObject* scope_begin(ScopeHandle& h) {
+    if (h.begun) raise(PyExc_RuntimeError, "a tracker or limit can be entered once");
+    if (!hook::begin_scope(h.scope)) throw py::error_already_set();
+    h.begun = true;
+    h.thread = PyThread_get_thread_ident();
+    Py_RETURN_NONE;
+}
+
+PyObject* scope_end(ScopeHandle& h) {
+    if (!h.begun || h.ended) Py_RETURN_NONE;
+    if (!h.scope->all_threads && PyThread_get_thread_ident() != h.thread) {
+        raise(PyExc_RuntimeError, "a threads='current' tracker must be exited by the thread that entered it");
+    }
+    hook::end_scope(h.scope);
+    h.ended = true;
+    Py_RETURN_NONE;
+}
+
+// Plain CPython methods, not pybind11's dispatcher: that allocates before the body runs,
+// and an end() refused by the very budget it ends would leave the budget charging.
+// The counters, as plain getters too: pybind11 reports an int it cannot allocate as a
+// TypeError ("Unable to convert function return value"), these as the MemoryError it is.
+template <class T, std::atomic<T> hook::Scope::*Field>
+PyObject* scope_counter(ScopeHandle& h) {
+    const T value = (h.scope->*Field).load();
+    if constexpr (std::is_signed_v<T>) {
+        return PyLong_FromLongLong(static_cast<long long>(value));
+    } else {
+        return PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(value));
+    }
+}
+
+PyGetSetDef scope_getters[] = {
+    fastcall::getter<scope_counter<std::uint64_t, &hook::Scope::allocations>>("allocations", "Blocks allocated."),
+    fastcall::getter<scope_counter<std::uint64_t, &hook::Scope::frees>>("frees", "Counted blocks freed."),
+    fastcall::getter<scope_counter<std::int64_t, &hook::Scope::allocated_bytes>>("allocated_bytes", "Bytes allocated."),
+    fastcall::getter<scope_counter<std::int64_t, &hook::Scope::freed_bytes>>("freed_bytes", "Bytes freed."),
+    fastcall::getter<scope_counter<std::int64_t, &hook::Scope::net>>("net_bytes", "allocated_bytes - freed_bytes."),
+    fastcall::getter<scope_counter<std::int64_t, &hook::Scope::peak>>("peak_bytes", "The high-water mark of net_bytes."),
+    fastcall::getter<scope_counter<std::int64_t, &hook::Scope::refused>>("refused", "The first refused request, or -1."),
+    fastcall::end_getters(),
+};
+
+PyMethodDef scope_methods[] = {
+    fastcall::noargs<scope_begin>("begin", "begin($self, /)\n--\n\nStart charging this scope."),
+    fastcall::noargs<scope_end>("end", "end($self, /)\n--\n\nStop charging it (the counts stay readable)."),
+    fastcall::end(),
+};
+
 }  // namespace
 
 void register_alloc(py::module_& m) {
-    py::class_<ScopeHandle>(m, "_Scope", "Private: the hook's tracker/budget record (memkit.alloc.track/limit).")
+    py::class_<ScopeHandle> scope_cls(m, "_Scope", "Private: the hook's tracker/budget record (memkit.alloc.track/limit).");
+    scope_cls
         .def(py::init([](long long limit, bool all_threads) {
                  auto h = std::make_unique<ScopeHandle>();
                  h->scope->limit = limit;
                  h->scope->all_threads = all_threads;
                  return h;
              }),
-             py::arg("limit"), py::arg("all_threads"))
-        .def("begin",
-             [](ScopeHandle& h) {
-                 if (h.begun) raise(PyExc_RuntimeError, "a tracker or limit can be entered once");
-                 if (!hook::begin_scope(h.scope)) throw py::error_already_set();
-                 h.begun = true;
-                 h.thread = PyThread_get_thread_ident();
-             })
-        .def("end",
-             [](ScopeHandle& h) {
-                 if (!h.begun || h.ended) return;
-                 if (!h.scope->all_threads && PyThread_get_thread_ident() != h.thread) {
-                     raise(PyExc_RuntimeError, "a threads='current' tracker must be exited by the thread that entered it");
-                 }
-                 hook::end_scope(h.scope);
-                 h.ended = true;
-             })
-        .def_property_readonly("allocations", [](const ScopeHandle& h) { return h.scope->allocations.load(); })
-        .def_property_readonly("frees", [](const ScopeHandle& h) { return h.scope->frees.load(); })
-        .def_property_readonly("allocated_bytes", [](const ScopeHandle& h) { return h.scope->allocated_bytes.load(); })
-        .def_property_readonly("freed_bytes", [](const ScopeHandle& h) { return h.scope->freed_bytes.load(); })
-        .def_property_readonly("net_bytes", [](const ScopeHandle& h) { return h.scope->net.load(); })
-        .def_property_readonly("peak_bytes", [](const ScopeHandle& h) { return h.scope->peak.load(); })
-        .def_property_readonly("refused", [](const ScopeHandle& h) { return h.scope->refused.load(); })
-;
+             py::arg("limit"), py::arg("all_threads"));
+    fastcall::add_methods(scope_cls, scope_methods);
+    fastcall::add_getters(scope_cls, scope_getters);
+    fastcall::set_checked_new(scope_cls);  // track() and limit() must not crash when memory runs out
 
     m.def(
         "install",
@@ -219,7 +253,7 @@ void register_alloc(py::module_& m) {
             const hook::Counters mem = hook::domain_totals(hook::kMem);
             const hook::Counters obj = hook::domain_totals(hook::kObj);
             py::dict out = as_dict(total);
-            py::dict by_domain;
+            auto by_domain = steal_or_throw<py::dict>(PyDict_New());
             by_domain["raw"] = as_dict(raw);
             by_domain["mem"] = as_dict(mem);
             by_domain["object"] = as_dict(obj);

@@ -113,28 +113,30 @@ PyObject* arena_alloc(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
             if (values[1] != nullptr) align = to_align(values[1], core::kMaxAlign);
             if (values[2] != nullptr) zero = to_flag(values[2]);
         }
-        std::byte* data = nullptr;
-        std::uint32_t level = 0;
-        std::uint64_t id = 0;
+        // The handle first: if the arena allocated first and the handle then failed, the
+        // arena would count an allocation nobody holds.
+        auto* buf = new_handle<ArenaBufferObject>(arena_buffer_type, self, nullptr, static_cast<Py_ssize_t>(nbytes),
+                                                  align);
+        if (buf == nullptr) return nullptr;
+        // Dropped if the arena refuses; a handle with no frame is never alive, and its
+        // dealloc only gives back the object.
+        py::object handle = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(buf));
+        buf->level = std::numeric_limits<std::uint32_t>::max();
+        buf->id = 0;
         {
             std::lock_guard<OwnerMutex> lock(st->mutex);
             try {
-                data = st->arena.allocate(nbytes, align, zero);
+                buf->base.data = st->arena.allocate(nbytes, align, zero);
             } catch (const core::ArenaLimitError&) {
                 raise_limit(*st, nbytes);
             } catch (const std::bad_alloc&) {
                 raise(PyExc_MemoryError, "could not allocate " + std::to_string(nbytes) + " bytes aligned to " +
                                              std::to_string(align) + " for an Arena");
             }
-            level = static_cast<std::uint32_t>(st->frames.size() - 1);
-            id = st->frames.back().id;
+            buf->level = static_cast<std::uint32_t>(st->frames.size() - 1);
+            buf->id = st->frames.back().id;
         }
-        auto* buf = new_handle<ArenaBufferObject>(arena_buffer_type, self, data, static_cast<Py_ssize_t>(nbytes),
-                                                  align);
-        if (buf == nullptr) return nullptr;
-        buf->level = level;
-        buf->id = id;
-        return reinterpret_cast<PyObject*>(buf);
+        return handle.release().ptr();
     });
 }
 
@@ -394,6 +396,7 @@ Example:
     fastcall::add_methods(cls, arena_methods);
     fastcall::add_getters(cls, arena_getters);
     fastcall::set_init<make_arena>(cls);
+    fastcall::set_checked_new(cls);
 }
 
 }  // namespace memkit::bindings

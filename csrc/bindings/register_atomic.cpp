@@ -671,10 +671,12 @@ PyObject* arr_len_method(ArrayState& s) { return PyLong_FromSsize_t(arr_len(s));
 PyObject* arr_tolist(ArrayState& s) {
     CellPin pin(s.memory);
     if (pin.base() == nullptr) raise_released(kArray);
-    py::list out(s.length);
+    auto out = steal_or_throw<py::list>(PyList_New(static_cast<Py_ssize_t>(s.length)));
     for (std::size_t i = 0; i < s.length; ++i) {
         auto* c = reinterpret_cast<std::int64_t*>(reinterpret_cast<std::byte*>(pin.base()) + i * s.stride);
-        out[i] = py::int_(core::atomic_load(c, Order::seq_cst));
+        PyObject* item = PyLong_FromLongLong(core::atomic_load(c, Order::seq_cst));
+        if (item == nullptr) throw py::error_already_set();
+        PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), item);
     }
     return out.release().ptr();
 }
@@ -836,23 +838,52 @@ PyGetSetDef sharded_getters[] = {
 
 // ---- from_buffer and the contention kernel -------------------------------------------------
 
-std::unique_ptr<AtomicIntState> int_from_buffer(py::handle buffer, py::handle offset) {
+// from_buffer is a plain CPython static method, not pybind11's dispatcher: that dispatcher
+// dereferences NULL when memory for a keyword's name runs out (pybind11 3.1's keyword_index).
+
+// AtomicInt.from_buffer(buf, offset=0)
+PyObject* int_from_buffer(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    static const char* const names[] = {"buf", "offset"};
+    PyObject* values[2];
+    if (!fastcall::parse_args("from_buffer", args, nargs, kwnames, names, 1, 2, values)) return nullptr;
     auto state = std::make_unique<AtomicIntState>();
-    const std::size_t off = to_size(offset.ptr(), "offset");
-    state->memory.take_export(buffer.ptr(), off, sizeof(std::int64_t), kAtomicInt);
-    return state;
+    const std::size_t off = values[1] != nullptr ? to_size(values[1], "offset") : 0;
+    state->memory.take_export(values[0], off, sizeof(std::int64_t), kAtomicInt);
+    return fastcall::adopt(py::type::of<AtomicIntState>(), std::move(state)).release().ptr();
 }
 
-std::unique_ptr<ArrayState> array_from_buffer(py::handle buffer, py::handle length, py::handle offset,
-                                              py::handle padded) {
+// AtomicIntArray.from_buffer(buf, length, offset=0, padded=False)
+PyObject* array_from_buffer(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    static const char* const names[] = {"buf", "length", "offset", "padded"};
+    PyObject* values[4];
+    if (!fastcall::parse_args("from_buffer", args, nargs, kwnames, names, 2, 4, values)) return nullptr;
     auto state = std::make_unique<ArrayState>();
-    state->length = to_size(length.ptr(), "length");
-    state->stride = stride_for(to_flag(padded.ptr()));
-    const std::size_t off = to_size(offset.ptr(), "offset");
-    state->memory.take_export(buffer.ptr(), off, span_of(state->length, state->stride, kArray), kArray);
+    state->length = to_size(values[1], "length");
+    state->stride = stride_for(values[3] != nullptr && to_flag(values[3]));
+    const std::size_t off = values[2] != nullptr ? to_size(values[2], "offset") : 0;
+    state->memory.take_export(values[0], off, span_of(state->length, state->stride, kArray), kArray);
     if (state->length == 0) state->memory.base.store(reinterpret_cast<std::int64_t*>(core::dangling(8)));
-    return state;
+    return fastcall::adopt(py::type::of<ArrayState>(), std::move(state)).release().ptr();
 }
+
+PyMethodDef int_statics[] = {
+    fastcall::static_keywords<int_from_buffer>(
+        "from_buffer",
+        "from_buffer(buf, offset=0)\n--\n\n"
+        "An AtomicInt over 8 bytes of a writable buffer at `offset` (8-byte aligned). The\n"
+        "buffer stays exported - so SharedMemory.close() or mmap.close() raise BufferError -\n"
+        "until release() or collection."),
+    fastcall::end(),
+};
+
+PyMethodDef array_statics[] = {
+    fastcall::static_keywords<array_from_buffer>(
+        "from_buffer",
+        "from_buffer(buf, length, offset=0, padded=False)\n--\n\n"
+        "An AtomicIntArray over a writable buffer (8-byte aligned at `offset`); the buffer stays\n"
+        "exported until release() or collection."),
+    fastcall::end(),
+};
 
 std::uint64_t contend(ArrayState& array, py::handle nthreads_obj, py::handle iterations_obj) {
     const std::size_t nthreads = to_size(nthreads_obj.ptr(), "nthreads");
@@ -919,10 +950,8 @@ Example:
     fastcall::add_methods(atomic_int, int_methods);
     fastcall::add_getters(atomic_int, int_getters);
     fastcall::set_init<make_atomic_int>(atomic_int);
-    atomic_int.def_static("from_buffer", &int_from_buffer, py::arg("buf"), py::arg("offset") = 0,
-                          "An AtomicInt over 8 bytes of a writable buffer at `offset` (8-byte aligned). The\n"
-                          "buffer stays exported - so SharedMemory.close() or mmap.close() raise BufferError -\n"
-                          "until release() or collection.");
+    fastcall::set_checked_new(atomic_int);
+    fastcall::add_static_methods(atomic_int, int_statics);
 
     py::class_<AtomicBoolState> atomic_bool(m, "AtomicBool", R"doc(
 A lock-free boolean (Rust's AtomicBool): load, store, swap, compare_exchange[_weak],
@@ -939,6 +968,7 @@ Example:
 )doc");
     fastcall::add_methods(atomic_bool, bool_methods);
     fastcall::set_init<make_atomic_bool>(atomic_bool);
+    fastcall::set_checked_new(atomic_bool);
     set_nb_bool(atomic_bool, &bool_nb_bool);
 
     py::class_<ArrayState> array(m, "AtomicIntArray", R"doc(
@@ -964,11 +994,9 @@ Example:
     fastcall::add_methods(array, array_methods);
     fastcall::add_getters(array, array_getters);
     fastcall::set_init<make_array>(array);
+    fastcall::set_checked_new(array);
     fastcall::set_length<arr_len>(array);
-    array.def_static("from_buffer", &array_from_buffer, py::arg("buf"), py::arg("length"), py::arg("offset") = 0,
-                     py::arg("padded") = false,
-                     "An AtomicIntArray over a writable buffer (8-byte aligned at `offset`); the buffer stays\n"
-                     "exported until release() or collection.");
+    fastcall::add_static_methods(array, array_statics);
 
     py::class_<ShardedState> sharded(m, "ShardedCounter", R"doc(
 A counter for many writers: add() touches the calling thread's own cache-padded shard, so
@@ -986,6 +1014,7 @@ Example:
     fastcall::add_methods(sharded, sharded_methods);
     fastcall::add_getters(sharded, sharded_getters);
     fastcall::set_init<make_sharded>(sharded);
+    fastcall::set_checked_new(sharded);
 
     m.def("_contend", &contend, py::arg("array"), py::arg("nthreads"), py::arg("iterations"),
           "Private: run `nthreads` OS threads (GIL released), thread t doing `iterations` relaxed\n"

@@ -217,6 +217,7 @@ Example:
     fastcall::add_methods(cls, hot_methods);
     fastcall::add_getters(cls, hot_getters);
     fastcall::set_init<make_block>(cls);
+    fastcall::set_checked_new(cls);
     fastcall::set_length<length>(cls);
     fastcall::set_buffer_procs(cls, &getbuffer, &releasebuffer);
 }

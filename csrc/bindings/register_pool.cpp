@@ -92,30 +92,30 @@ PyObject* pool_acquire(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
             nbytes = to_size(values[0], "nbytes");
             if (values[1] != nullptr) zero = to_flag(values[1]);
         }
-        core::BlockPool::Block block;
+        // The handle first, holding no block: if the pool lent a block first and the handle
+        // then failed, the pool's statistics would count an acquire nobody holds.
+        auto* buf = new_handle<PooledBufferObject>(pooled_buffer_type, self, nullptr, static_cast<Py_ssize_t>(nbytes),
+                                                   st->pool.align());
+        if (buf == nullptr) return nullptr;
+        new (&buf->block) core::BlockPool::Block();  // raw memory from new_handle: construct
+        buf->base.released = true;  // nothing to give back until the block is in
+        py::object handle = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(buf));  // dropped on failure
         {
             std::lock_guard<OwnerMutex> lock(st->mutex);
             try {
-                block = st->pool.take(nbytes);
+                buf->block = st->pool.take(nbytes);
             } catch (const std::bad_alloc&) {
                 raise(PyExc_MemoryError, "could not allocate " + std::to_string(nbytes) +
                                              " bytes for a BufferPool aligned to " + std::to_string(st->pool.align()));
             }
+            buf->base.released = false;
         }
         // Zeroing only what len() shows is enough: the rest of the block is never visible
         // through this handle, and a later handle zeroes its own visible part. A fresh
         // mapping is zero already: acquire(2**31) must not write 2 GiB to say so.
-        if (zero && nbytes != 0 && !block.zeroed) std::memset(block.memory.data, 0, nbytes);
-        std::byte* data = nbytes != 0 ? block.memory.data : core::dangling(st->pool.align());
-        auto* buf = new_handle<PooledBufferObject>(pooled_buffer_type, self, data, static_cast<Py_ssize_t>(nbytes),
-                                                   st->pool.align());
-        if (buf == nullptr) {
-            std::lock_guard<OwnerMutex> lock(st->mutex);
-            st->pool.give(block);
-            return nullptr;
-        }
-        new (&buf->block) core::BlockPool::Block(block);  // raw memory from new_handle: construct
-        return reinterpret_cast<PyObject*>(buf);
+        if (zero && nbytes != 0 && !buf->block.zeroed) std::memset(buf->block.memory.data, 0, nbytes);
+        buf->base.data = nbytes != 0 ? buf->block.memory.data : core::dangling(st->pool.align());
+        return handle.release().ptr();
     });
 }
 
@@ -152,8 +152,13 @@ PyObject* stat(PoolState& st) {
 }
 
 PyObject* get_size_classes(PoolState& st) {
-    py::tuple out(st.pool.size_classes().size());
-    for (std::size_t i = 0; i < st.pool.size_classes().size(); ++i) out[i] = py::int_(st.pool.size_classes()[i]);
+    const std::vector<std::size_t>& classes = st.pool.size_classes();
+    auto out = steal_or_throw<py::tuple>(PyTuple_New(static_cast<Py_ssize_t>(classes.size())));
+    for (std::size_t i = 0; i < classes.size(); ++i) {
+        PyObject* item = PyLong_FromSize_t(classes[i]);
+        if (item == nullptr) throw py::error_already_set();
+        PyTuple_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), item);
+    }
     return out.release().ptr();
 }
 
@@ -242,6 +247,7 @@ Example:
     fastcall::add_methods(cls, pool_methods);
     fastcall::add_getters(cls, pool_getters);
     fastcall::set_init<make_pool>(cls);
+    fastcall::set_checked_new(cls);
 }
 
 }  // namespace memkit::bindings

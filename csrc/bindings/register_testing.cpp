@@ -3,6 +3,8 @@
 // FastCallProbe carries the same trivial method twice, once through fastcall.hpp and once
 // through pybind11's dispatcher, so benchmarks/test_bench_fastcall.py can show what the
 // glue saves, and tests/test_fastcall.py can exercise every calling convention it offers.
+// FaultScope (register_testing_alloc.cpp) fails a chosen allocation, for the
+// allocation-failure sweep.
 #include "pybind11.hpp"
 
 #include <cstdint>
@@ -74,6 +76,8 @@ PyGetSetDef probe_getters[] = {
 
 }  // namespace
 
+void register_testing_alloc(py::module_& m);  // register_testing_alloc.cpp
+
 void register_testing(py::module_& m) {
     py::class_<FastCallProbe> cls(m, "FastCallProbe",
                                   "A trivial object whose methods exercise the fast-call glue.");
@@ -84,6 +88,8 @@ void register_testing(py::module_& m) {
     fastcall::add_methods(cls, probe_methods);
     fastcall::add_getters(cls, probe_getters);
     fastcall::set_length<length>(cls);
+    fastcall::set_checked_new(cls);
+    register_testing_alloc(m);
 }
 
 }  // namespace memkit::bindings

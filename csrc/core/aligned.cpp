@@ -1,5 +1,6 @@
 #include "aligned.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -58,7 +59,11 @@ Allocation map_aligned(std::size_t nbytes, std::size_t align) {
 }
 #endif
 
+std::atomic<AllocationGate> allocation_gate{nullptr};
+
 }  // namespace
+
+void set_allocation_gate(AllocationGate gate) noexcept { allocation_gate.store(gate, std::memory_order_release); }
 
 void check_align(std::size_t align) {
     if (!is_power_of_two(align) || align > kMaxAlign) {
@@ -77,6 +82,9 @@ Allocation allocate_aligned(std::size_t nbytes, std::size_t align, bool zero) {
     a.nbytes = nbytes;
     a.align = align;
     if (nbytes == 0) return a;
+    if (const AllocationGate gate = allocation_gate.load(std::memory_order_acquire); gate != nullptr && !gate()) {
+        throw std::bad_alloc();
+    }
 #if defined(_WIN32)
     void* p = _aligned_malloc(nbytes, align);
     if (p == nullptr) throw std::bad_alloc();

@@ -44,6 +44,14 @@ struct Allocation {
 // With `zero`, the bytes read as zero.
 Allocation allocate_aligned(std::size_t nbytes, std::size_t align, bool zero);
 
+// Fault injection, for tests that check every allocation failure is handled: while a gate
+// is set, allocate_aligned asks it before each allocation of one byte or more and throws
+// std::bad_alloc - as if the OS had refused - when it returns false. The gate may be called
+// from any thread at once. nullptr (the default) removes it; an unset gate costs one
+// relaxed load per allocation. memkit._core._testing.FaultScope is its only user.
+using AllocationGate = bool (*)() noexcept;
+void set_allocation_gate(AllocationGate gate) noexcept;
+
 // Frees what allocate_aligned returned. A default or zero-byte Allocation is a no-op.
 void deallocate_aligned(const Allocation& a) noexcept;
 

@@ -212,6 +212,33 @@ TEST(AllocateAligned, AbsurdSizeIsBadAlloc) {
     EXPECT_THROW(AlignedBlock(kMaxSize - 4096, 64, true), std::bad_alloc);
 }
 
+namespace gate_test {
+int calls = 0;
+int refuse_call = -1;  // the call (0-based) the gate refuses
+bool gate() noexcept { return calls++ != refuse_call; }
+}  // namespace gate_test
+
+TEST(AllocateAligned, GateRefusesTheChosenAllocationOnly) {
+    gate_test::calls = 0;
+    gate_test::refuse_call = 1;
+    memkit::core::set_allocation_gate(&gate_test::gate);
+    const Allocation first = allocate_aligned(64, 64, true);
+    EXPECT_THROW(allocate_aligned(64, 64, true), std::bad_alloc);
+    const Allocation empty = allocate_aligned(0, 64, true);  // allocates nothing: not asked
+    const Allocation third = allocate_aligned(2 * kMiB, 64, true);  // the mapped path asks too
+    AlignedBlock block(16, 16, true);
+    gate_test::refuse_call = gate_test::calls;
+    EXPECT_THROW(block.resize(32), std::bad_alloc);  // strong guarantee: unchanged
+    EXPECT_EQ(block.size(), 16u);
+    memkit::core::set_allocation_gate(nullptr);
+    EXPECT_EQ(gate_test::calls, 5);  // first, refused, mapped, block, resize
+    block.resize(32);
+    EXPECT_EQ(block.size(), 32u);
+    deallocate_aligned(first);
+    deallocate_aligned(empty);
+    deallocate_aligned(third);
+}
+
 // ---- AlignedBlock -----------------------------------------------------------------------
 
 TEST(AlignedBlock, Basics) {
