@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,16 @@ from memkit import (
 )
 from memkit._core import layout as raw_layout
 from memkit.layout import Array, struct, u8, u32
+
+
+@pytest.fixture(autouse=True)
+def hook_left_as_found() -> Iterator[None]:
+    """Tests that use limit() or track() install the allocator hook; leave it as it was, so
+    later tests (the hook benchmarks among them) start from the state they expect."""
+    was_installed = memkit.alloc.installed()
+    yield
+    if not was_installed:
+        memkit.alloc.uninstall()
 
 
 def _atomic_over_a_mapping() -> tuple[AtomicInt, AlignedBuffer]:
