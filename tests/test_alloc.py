@@ -377,6 +377,37 @@ def test_limit_error_message_and_a_healthy_interpreter_afterwards() -> None:
     alloc.uninstall()
 
 
+def test_a_tripped_budget_allows_its_grace_and_no_more_and_counts_exactly() -> None:
+    # One limit() alone takes the hook's one-scope path, one with a tracker inside takes the
+    # general one: both must refuse at the same bytes, grant the same grace and count the same.
+    budget, grace = 64 * 1024, 1024 * 1024  # the grace memkit.alloc.limit documents
+    for nested in (False, True):
+        held: list[int] = []
+        with alloc.limit(budget) as lim:
+            inner = alloc.track() if nested else None
+            if inner is not None:
+                inner.__enter__()
+            held.append(_alloc._allocate("raw", 60_000))
+            with pytest.raises(MemoryError):
+                _alloc._allocate("raw", 10_000)  # 70,000 > 64 KiB: refused, nothing made
+            held.append(_alloc._allocate("raw", 500_000))  # tripped: the grace lets this through
+            with pytest.raises(MemoryError):
+                _alloc._allocate("raw", budget + grace - 560_000 + 1)  # one byte past the grace
+            # Python's own allocations in this thread (the list, the exceptions) are charged
+            # too, so the last request stays a little under the ceiling.
+            held.append(_alloc._allocate("raw", budget + grace - 560_000 - 16 * 1024))
+            for address in held:
+                _alloc._free("raw", address)
+            if inner is not None:
+                inner.__exit__(None, None, None)
+        assert lim.refused == 10_000
+        scopes = [lim] if inner is None else [lim, inner]
+        for scope in scopes:
+            assert scope.allocations >= 3 and scope.frees >= 3
+            assert budget + grace - 16 * 1024 <= scope.peak_bytes <= budget + grace  # never past the ceiling
+    alloc.uninstall()
+
+
 def test_memory_error_caught_inside_the_block_exits_normally() -> None:
     with alloc.limit("64 KiB") as lim:
         try:

@@ -220,7 +220,7 @@ void register_alloc(py::module_& m) {
     scope_cls
         .def(py::init([](long long limit, bool all_threads) {
                  auto h = std::make_unique<ScopeHandle>();
-                 h->scope->limit = limit;
+                 h->scope->set_limit(limit);
                  h->scope->all_threads = all_threads;
                  return h;
              }),

@@ -52,7 +52,7 @@ struct FaultState {
     bool ended = false;
     unsigned long thread = 0;
 
-    FaultState() { scope.limit = kRoomy; }
+    FaultState() { scope.set_limit(kRoomy); }
 
     // Counts a point; true when it is the one to fail.
     bool choose() noexcept {
@@ -79,9 +79,9 @@ void* refuse(FaultState* fs, Call&& call) noexcept {
     const std::int64_t held = s.net.load(std::memory_order_relaxed);
     const std::int64_t lift = held < 0 ? -held : 0;
     s.net.store(held + lift, std::memory_order_relaxed);
-    s.limit = held + lift;
+    s.set_limit(held + lift);
     void* block = call();
-    s.limit = kRoomy;
+    s.set_limit(kRoomy);
     s.net.store(s.net.load(std::memory_order_relaxed) - lift, std::memory_order_relaxed);
     if (block == nullptr && s.refused.load(std::memory_order_relaxed) >= 0) fs->failed_at = fs->points - 1;
     return block;

@@ -308,16 +308,15 @@ inline bool have_scopes(const ThreadState& t) noexcept {
     return t.scope_count != 0 || global_scope_count.load(kRelaxed) != 0;
 }
 
-inline std::int64_t ceiling_of(const Scope* s) noexcept {
-    return s->limit + (s->tripped.load(kRelaxed) ? kGrace : 0);
-}
+inline std::int64_t ceiling_of(const Scope* s) noexcept { return s->ceiling.load(kRelaxed); }
 
 // The first refusal of a budget: remember the request, start the grace.
-void refuse(Scope* s, std::int64_t grow) noexcept {
+__attribute__((noinline)) void refuse(Scope* s, std::int64_t grow) noexcept {
     if (s->tripped.load(kRelaxed)) return;
     std::int64_t none = -1;
     s->refused.compare_exchange_strong(none, grow, kRelaxed);
     s->tripped.store(true, kRelaxed);
+    s->ceiling.store(s->limit + kGrace, kRelaxed);
 }
 
 // Scopes counting every thread (rare): several threads charge them at once, so every
@@ -376,10 +375,14 @@ __attribute__((noinline)) void charge_global(std::int64_t allocated, std::int64_
 // only checked here (they are written by this thread alone, and nothing can charge them
 // between this check and charge() after the allocation); all-threads budgets reserve
 // the bytes now, since other threads charge them meanwhile.
+//
+// A tracker's ceiling is INT64_MAX, so every scope takes the same one compare. The scope
+// count is read once: stores into the scopes could otherwise be taken to change it.
 inline bool admit(ThreadState& t, std::int64_t grow) noexcept {
-    for (int i = 0; i < t.scope_count; ++i) {
-        Scope* s = t.scopes[i];
-        if (s->limit >= 0 && s->net.load(kRelaxed) + grow > ceiling_of(s)) {
+    Scope* const* const end = t.scopes + t.scope_count;
+    for (Scope* const* p = t.scopes; p != end; ++p) {
+        Scope* s = *p;
+        if (__builtin_expect(s->net.load(kRelaxed) + grow > ceiling_of(s), 0)) {
             refuse(s, grow);
             return false;
         }
@@ -395,8 +398,9 @@ inline void unadmit(std::int64_t grow) noexcept {
 // Charges every scope with a completed operation (see charge_global).
 template <int Blocks>
 inline void charge(ThreadState& t, std::int64_t allocated, std::int64_t freed) noexcept {
-    for (int i = 0; i < t.scope_count; ++i) {
-        Scope* s = t.scopes[i];
+    Scope* const* const end = t.scopes + t.scope_count;
+    for (Scope* const* p = t.scopes; p != end; ++p) {
+        Scope* s = *p;
         if constexpr (Blocks > 0) add<false>(s->allocations, std::uint64_t{1});
         if constexpr (Blocks < 0) add<false>(s->frees, std::uint64_t{1});
         if (allocated != 0) add<false>(s->allocated_bytes, allocated);
@@ -515,6 +519,25 @@ __attribute__((always_inline)) inline void* small_alloc(Layer* layer, ThreadStat
 template <Domain D>
 __attribute__((noinline)) void* scoped_small_alloc(Layer* layer, ThreadState& t, std::size_t n, bool zero) noexcept {
     const auto grow = static_cast<std::int64_t>(n);
+    if (__builtin_expect(t.scope_count == 1 && global_scope_count.load(kRelaxed) == 0, 1)) {
+        // One track() or limit() on this thread and none for all threads: the common case,
+        // with one scope to check and charge. Only this thread charges it.
+        Scope* s = t.scopes[0];
+        if (__builtin_expect(s->net.load(kRelaxed) + grow > ceiling_of(s), 0)) {
+            refuse(s, grow);
+            return nullptr;
+        }
+        bool counted;
+        void* block = small_alloc<D>(layer, t, n, zero, counted);
+        if (__builtin_expect(counted, 1)) {
+            add<false>(s->allocations, std::uint64_t{1});
+            add<false>(s->allocated_bytes, grow);
+            const std::int64_t now = s->net.load(kRelaxed) + grow;
+            s->net.store(now, kRelaxed);
+            if (now > s->peak.load(kRelaxed)) s->peak.store(now, kRelaxed);
+        }
+        return block;
+    }
     if (grow > 0 && !admit(t, grow)) return nullptr;  // over a budget: fail first
     bool counted;
     void* block = small_alloc<D>(layer, t, n, zero, counted);
@@ -567,6 +590,19 @@ inline void count_gone(const Record& r) noexcept {
 // Charges every scope with a free of `size` bytes (out of line: trackers are the rare case).
 __attribute__((noinline)) void charge_free(ThreadState& t, std::int64_t size) noexcept { charge<-1>(t, 0, size); }
 
+// A free of `size` bytes while this thread's scopes run: the one-scope case (a single
+// track() or limit()) inline, anything else out of line.
+__attribute__((always_inline)) inline void charge_small_free(ThreadState& t, std::int64_t size) noexcept {
+    if (__builtin_expect(t.scope_count == 1 && global_scope_count.load(kRelaxed) == 0, 1)) {
+        Scope* s = t.scopes[0];
+        add<false>(s->frees, std::uint64_t{1});
+        add<false>(s->freed_bytes, size);
+        add<false>(s->net, -size);
+        return;
+    }
+    charge_free(t, size);
+}
+
 // Counts a freed block the common path in layer_free() does not: a big one, one from
 // another domain or an earlier session, or one freed while trackers or budgets run.
 template <Domain D>
@@ -605,7 +641,7 @@ void layer_free(void* ctx, void* block) noexcept {
         count_gone_slow<D>(block, v, t);
     } else {
         count_free<kShared<D>>(domain_counters[D], v & kSmallMax);
-        if (__builtin_expect(have_scopes(t), 0)) charge_free(t, v & kSmallMax);
+        if (__builtin_expect(have_scopes(t), 0)) charge_small_free(t, v & kSmallMax);
     }
     t.in_hook = true;
     layer->below.free(layer->below.ctx, block);

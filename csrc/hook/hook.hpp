@@ -82,11 +82,24 @@ struct Scope {
     // handling the MemoryError needs memory too (tracebacks, frames), and refusing those
     // allocations as well would leave the interpreter unable to unwind the block.
     std::atomic<bool> tripped{false};
+    // What `net` may reach: limit, then limit + kGrace once tripped; INT64_MAX for a tracker
+    // (so that checking a scope is one compare, budget or not). Set with set_limit().
+    std::atomic<std::int64_t> ceiling{INT64_MAX};
     std::int64_t limit = -1;
     bool all_threads = false;
+
+    // Makes this scope a budget of `max_bytes` (>= 0), or a tracker (-1), keeping the grace
+    // of a tripped budget. Before begin_scope, or on the thread charging the scope.
+    void set_limit(std::int64_t max_bytes) noexcept;
 };
 
 constexpr std::int64_t kGrace = std::int64_t{1} << 20;
+
+inline void Scope::set_limit(std::int64_t max_bytes) noexcept {
+    limit = max_bytes;
+    const std::int64_t grace = tripped.load(std::memory_order_relaxed) ? kGrace : 0;
+    ceiling.store(max_bytes >= 0 ? max_bytes + grace : INT64_MAX, std::memory_order_relaxed);
+}
 
 // Starts charging `scope` with the calling thread's allocations (or every thread's).
 // Returns false with a Python exception set (too many nested scopes).
