@@ -36,12 +36,14 @@ namespace memkit::fastcall {
 // SAFETY: the caller guarantees Py_TYPE(self) is T's bound class or a subclass. Method and
 // getset descriptors check exactly that before calling; type slots are only reached
 // through the type they are set on.
+//
+// The common case is inlined into every fast-call wrapper (it is a load and a test); the
+// rest is out of line.
 template <class T>
-T* self_as(PyObject* self) noexcept {
+__attribute__((noinline)) T* self_as_slow(PyObject* self) noexcept {
     auto* inst = reinterpret_cast<py::detail::instance*>(self);
     void* value = nullptr;
     if (inst->simple_layout) {
-        // [value*][holder]: the common case, one bound base and a unique_ptr holder.
         value = inst->simple_value_holder[0];
     } else {
         // Python-side multiple inheritance: look T up among the bases' value slots.
@@ -57,6 +59,18 @@ T* self_as(PyObject* self) noexcept {
                      Py_TYPE(self)->tp_name);
     }
     return static_cast<T*>(value);
+}
+
+template <class T>
+__attribute__((always_inline)) inline T* self_as(PyObject* self) noexcept {
+    auto* inst = reinterpret_cast<py::detail::instance*>(self);
+    if (__builtin_expect(inst->simple_layout, 1)) {
+        // [value*][holder]: one bound base and a unique_ptr holder.
+        if (void* value = inst->simple_value_holder[0]; __builtin_expect(value != nullptr, 1)) {
+            return static_cast<T*>(value);
+        }
+    }
+    return self_as_slow<T>(self);
 }
 
 namespace detail {
