@@ -307,6 +307,8 @@ class Audit:
             del result
         except HostileError:
             pass
+        except NotImplementedError as exc:  # a RuntimeError, but a stub left behind is a finding
+            self.fail(where, exc)
         except allowed:
             pass
         except ImportError as exc:
@@ -602,7 +604,7 @@ class Audit:
     def generic_ops(self, where: str, obj: Any, primary: bool) -> None:
         """Protocol operations any object may meet: repr, hash, len, iteration, buffer
         export, copy, pickle, weakref, conversions, comparison, subscription, +=."""
-        allowed = (*DOCUMENTED, AttributeError, pickle.PicklingError, NotImplementedError)
+        allowed = (*DOCUMENTED, AttributeError, pickle.PicklingError)
         ops: list[tuple[str, Callable[[], Any]]] = [
             ("repr", lambda: repr(obj)),
             ("str", lambda: str(obj)),
