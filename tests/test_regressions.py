@@ -634,3 +634,27 @@ def gc_young() -> None:
     import gc
 
     gc.collect(0)
+
+
+# ---- memkit.alloc: budgets for every thread (found by the thread stress tests) -----------------
+
+
+def test_all_threads_limit_refuses_only_the_requests_that_do_not_fit() -> None:
+    # reserve_global() added a request to every threads="all" budget first and took it
+    # back if it did not fit: in between, other threads saw the inflated net and were
+    # refused requests that fit (the first such refusal tripped the budget), and a
+    # concurrent free could record the refused request in the budget's peak. An outer
+    # budget that took a request an inner one refused must get it back.
+    from memkit._core import alloc as _alloc
+
+    budget, grace = 1 << 20, 1 << 20  # the grace memkit.alloc.limit documents
+    huge = 4 * (budget + grace)  # never fits, tripped or not
+    small = 4096  # three at once fit many times over
+    iterations = 50_000
+    with memkit.alloc.limit("1 GiB", threads="all") as outer, memkit.alloc.limit(budget, threads="all") as lim:
+        refused = _alloc._raw_requests([huge, small, small, small], iterations)
+    assert refused == [iterations, 0, 0, 0], "a request that fitted was refused"
+    assert lim.refused == huge
+    assert lim.peak_bytes <= budget  # three small blocks and some bookkeeping at most
+    assert outer.refused is None
+    assert outer.net_bytes < 64 * 1024  # every huge request it took was given back

@@ -120,6 +120,48 @@ std::uint64_t raw_churn(std::size_t nthreads, std::size_t iterations) {
     return made.load();
 }
 
+// One OS thread per entry of `sizes`, all started together, each making `iterations`
+// raw-domain requests of that many bytes without the GIL and freeing each block at once.
+// Returns how many requests each thread had refused, in order: with a threads="all"
+// limit() running, the exact check that requests that fit are never refused while others
+// that do not are (tests/test_regressions.py).
+py::list raw_requests(py::handle sizes_in, std::size_t iterations) {
+    auto seq = steal_or_throw(PySequence_Fast(sizes_in.ptr(), "sizes must be a sequence of ints"));
+    std::vector<std::size_t> sizes;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.ptr()); ++i) {
+        sizes.push_back(to_size(PySequence_Fast_GET_ITEM(seq.ptr(), i), "size"));
+    }
+    std::vector<std::uint64_t> refused(sizes.size(), 0);
+    {
+        py::gil_scoped_release unlocked;
+        std::atomic<std::size_t> ready{0};
+        std::vector<std::thread> threads;
+        threads.reserve(sizes.size());
+        for (std::size_t t = 0; t < sizes.size(); ++t) {
+            threads.emplace_back([&, t] {
+                ready.fetch_add(1);
+                while (ready.load() < sizes.size()) {
+                }
+                for (std::size_t i = 0; i < iterations; ++i) {
+                    void* p = PyMem_RawMalloc(sizes[t]);
+                    if (p == nullptr) {
+                        ++refused[t];
+                        continue;
+                    }
+                    static_cast<unsigned char*>(p)[0] = 1;  // touch it
+                    PyMem_RawFree(p);
+                }
+            });
+        }
+        for (std::thread& t : threads) t.join();
+    }
+    auto out = steal_or_throw<py::list>(PyList_New(static_cast<Py_ssize_t>(refused.size())));
+    for (std::size_t t = 0; t < refused.size(); ++t) {
+        PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(t), int_of(refused[t]).release().ptr());
+    }
+    return out;
+}
+
 // `iterations` object-domain allocations and frees of small random sizes, holding up to
 // `live` blocks at a time (replaced at random, so frees come in no particular order):
 // the hook's per-call cost without the interpreter around it. Returns the nanoseconds.
@@ -281,6 +323,10 @@ void register_alloc(py::module_& m) {
           "Private (benchmarks): object-domain allocations and frees in a tight loop; returns nanoseconds.");
     m.def("_raw_churn", &raw_churn, py::arg("nthreads"), py::arg("iterations"),
           "Private (tests): OS threads allocating and freeing raw-domain blocks without the GIL.");
+    m.def("_raw_requests", &raw_requests, py::arg("sizes"), py::arg("iterations"),
+          "Private (tests): one OS thread per size, started together, each making `iterations`\n"
+          "raw-domain requests of that size without the GIL (freeing each block at once); returns\n"
+          "how many requests each thread had refused.");
 }
 
 }  // namespace memkit::bindings
