@@ -799,6 +799,9 @@ bool uninstall() {
 
 bool installed() noexcept { return active.load(); }
 
+Uncounted::Uncounted() noexcept : was_(ts.in_hook) { ts.in_hook = true; }
+Uncounted::~Uncounted() { ts.in_hook = was_; }
+
 bool begin_scope(Scope* scope) {
     if (!scope->all_threads) {
         ThreadState& t = ts;
