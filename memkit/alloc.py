@@ -312,6 +312,7 @@ def limit(max_bytes: int | str, threads: Literal["current", "all"] = "current") 
     and the block then exits normally. ``max_bytes`` takes ints and strings like
     ``"64 MiB"`` (see :func:`parse_size`). After the first refusal the block gets 1 MiB of
     grace, so that raising and handling the error (tracebacks, frames) can still allocate.
+    With ``threads="all"`` the budget and its grace are shared by every thread.
 
     Example:
         >>> import memkit.alloc as alloc

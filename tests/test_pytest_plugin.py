@@ -2,9 +2,10 @@
 
 Each test writes a small test file and runs pytest on it with ``pytester``. Exact sizes come
 from the private helper ``core.alloc._allocate``. The plugin counts exactly the test
-function's call, so an empty test allocates nothing; a body's own fixed cost (the int
-holding an address, ...) is measured by the plugin itself on an identical body that
-allocates 0 bytes, which makes the boundaries exact to the byte and the allocation. On
+function's call, so an empty test allocates nothing; a body's own fixed cost, if any (the
+helper builds the int holding an address uncounted), is measured by the plugin itself on
+an identical body that allocates 0 bytes, which makes the boundaries exact to the byte and
+the allocation. On
 Python 3.10 the first call of a function allocates its frame object; the plugin does that
 before counting for the test function, and the test files call their helpers once at import.
 """
@@ -175,8 +176,8 @@ def test_one_list():
 
 
 def test_limit_boundary_is_exact(pytester: pytest.Pytester) -> None:
-    overhead, _ = measured(pytester, "hold(0)")  # the int of the address
-    assert 0 < overhead < 100
+    overhead, _ = measured(pytester, "hold(0)")  # the int of the address is not counted
+    assert 0 <= overhead < 100
     pytester.makepyfile(
         HEADER
         + f"""
@@ -320,7 +321,7 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_max_allocations_boundary_is_exact(pytester: pytest.Pytester) -> None:
     _, n = measured(pytester, "allocate(5)")
-    assert n >= 10  # each hold() makes the block and the int of its address
+    assert n >= 5  # each hold() makes its block (the int of its address is not counted)
     pytester.makepyfile(
         HEADER
         + f"""

@@ -630,7 +630,75 @@ def test_array_view_indexing_that_fails_releases_its_buffer() -> None:
     buf.resize(128)
 
 
+@pytest.mark.parametrize("domain", ["raw", "mem", "object"])
+def test_allocation_helpers_whose_result_cannot_be_allocated_raise_memory_error_and_keep_nothing(domain: str) -> None:
+    # _allocate and _realloc built the int holding the address under the budget that had
+    # just granted the block: when a limit() refused that int, pybind11 raised TypeError
+    # ("Unable to convert function return value") and the block was lost.
+    from _faults import FailAt
+
+    from memkit._core import alloc as _alloc
+
+    size = 100_000
+    memkit.alloc.install()
+    before = memkit.alloc.stats().by_domain[domain].current_bytes
+    address = [0]
+    raised = 0
+    for resize in (False, True):
+        for k in range(100):
+            old = _alloc._allocate(domain, 64) if resize else 0
+            address[0] = 0
+            try:
+                with FailAt(k) as f:
+                    address[0] = _alloc._realloc(domain, old, size) if resize else _alloc._allocate(domain, size)
+            except MemoryError:
+                raised += 1
+            if address[0]:
+                _alloc._free(domain, address[0])
+            elif old:
+                _alloc._free(domain, old)  # refused: the block is untouched and still the caller's
+            if f.failed_at < 0:
+                break
+        else:
+            raise AssertionError("more than 100 allocation points")
+    assert raised >= 2  # the allocation itself, refused
+    assert memkit.alloc.stats().by_domain[domain].current_bytes - before < size, "a block was lost"
+
+
+def test_churn_helpers_whose_result_cannot_be_allocated_raise_memory_error() -> None:
+    # pybind11 built their int results under the budget, and reported a refused one as
+    # TypeError. (Results above the small ints CPython keeps made: nanoseconds, 300 blocks.)
+    from memkit._core import alloc as _alloc
+
+    _each_failure(lambda: _alloc._object_churn(2, 1))
+    _each_failure(lambda: _alloc._raw_churn(1, 300))
+
+
 def gc_young() -> None:
     import gc
 
     gc.collect(0)
+
+
+# ---- memkit.alloc: budgets for every thread (found by the thread stress tests) -----------------
+
+
+def test_all_threads_limit_refuses_only_the_requests_that_do_not_fit() -> None:
+    # reserve_global() added a request to every threads="all" budget first and took it
+    # back if it did not fit: in between, other threads saw the inflated net and were
+    # refused requests that fit (the first such refusal tripped the budget), and a
+    # concurrent free could record the refused request in the budget's peak. An outer
+    # budget that took a request an inner one refused must get it back.
+    from memkit._core import alloc as _alloc
+
+    budget, grace = 1 << 20, 1 << 20  # the grace memkit.alloc.limit documents
+    huge = 4 * (budget + grace)  # never fits, tripped or not
+    small = 4096  # three at once fit many times over
+    iterations = 50_000
+    with memkit.alloc.limit("1 GiB", threads="all") as outer, memkit.alloc.limit(budget, threads="all") as lim:
+        refused = _alloc._raw_requests([huge, small, small, small], iterations)
+    assert refused == [iterations, 0, 0, 0], "a request that fitted was refused"
+    assert lim.refused == huge
+    assert lim.peak_bytes <= budget  # three small blocks and some bookkeeping at most
+    assert outer.refused is None
+    assert outer.net_bytes < 64 * 1024  # every huge request it took was given back

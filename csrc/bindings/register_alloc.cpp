@@ -44,51 +44,82 @@ hook::Domain to_domain(const std::string& name) {
     raise(PyExc_ValueError, "domain must be 'raw', 'mem' or 'object', got " + name);
 }
 
-std::uintptr_t test_allocate(const std::string& domain, py::handle nbytes) {
-    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
-    void* p = nullptr;
-    switch (to_domain(domain)) {
-        case hook::kRaw: p = PyMem_RawMalloc(n); break;
-        case hook::kMem: p = PyMem_Malloc(n); break;
-        default: p = PyObject_Malloc(n); break;
+void* allocate_in(hook::Domain d, std::size_t n) noexcept {
+    switch (d) {
+        case hook::kRaw: return PyMem_RawMalloc(n);
+        case hook::kMem: return PyMem_Malloc(n);
+        default: return PyObject_Malloc(n);
     }
-    if (p == nullptr) {
-        PyErr_NoMemory();
-        throw py::error_already_set();
-    }
-    return reinterpret_cast<std::uintptr_t>(p);
 }
 
-std::uintptr_t test_realloc(const std::string& domain, std::uintptr_t address, py::handle nbytes) {
-    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
-    void* old = reinterpret_cast<void*>(address);
-    void* p = nullptr;
-    switch (to_domain(domain)) {
-        case hook::kRaw: p = PyMem_RawRealloc(old, n); break;
-        case hook::kMem: p = PyMem_Realloc(old, n); break;
-        default: p = PyObject_Realloc(old, n); break;
+void* realloc_in(hook::Domain d, void* block, std::size_t n) noexcept {
+    switch (d) {
+        case hook::kRaw: return PyMem_RawRealloc(block, n);
+        case hook::kMem: return PyMem_Realloc(block, n);
+        default: return PyObject_Realloc(block, n);
     }
-    if (p == nullptr) {
-        PyErr_NoMemory();
+}
+
+void free_in(hook::Domain d, void* block) noexcept {
+    switch (d) {
+        case hook::kRaw: PyMem_RawFree(block); break;
+        case hook::kMem: PyMem_Free(block); break;
+        default: PyObject_Free(block); break;
+    }
+}
+
+// A helper's int result, built uncounted (hook::Uncounted): inside a tripped limit() the
+// block a helper was just granted may leave no room for the int that reports it, and a
+// refused int would lose the block (pybind11 would report it as a TypeError, too). nullptr
+// with MemoryError set only when the system itself has no memory left.
+PyObject* uncounted_int(std::uint64_t v) noexcept {
+    hook::Uncounted quiet;
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+py::object int_result(std::uint64_t v) { return steal_or_throw(uncounted_int(v)); }
+
+// The address of `block` as an int; if even that cannot be made, the block is freed (in
+// domain `d`) and MemoryError raised: nothing is left that the caller could not free.
+py::object address_or_free(hook::Domain d, void* block) {
+    PyObject* address = uncounted_int(reinterpret_cast<std::uintptr_t>(block));
+    if (address == nullptr) {
+        free_in(d, block);
         throw py::error_already_set();
     }
-    return reinterpret_cast<std::uintptr_t>(p);
+    return py::reinterpret_steal<py::object>(address);
+}
+
+[[noreturn]] void no_memory() {
+    PyErr_NoMemory();
+    throw py::error_already_set();
+}
+
+py::object test_allocate(const std::string& domain, py::handle nbytes) {
+    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
+    const hook::Domain d = to_domain(domain);
+    void* p = allocate_in(d, n);
+    if (p == nullptr) no_memory();  // refused (or out of memory): nothing was made
+    return address_or_free(d, p);
+}
+
+py::object test_realloc(const std::string& domain, std::uintptr_t address, py::handle nbytes) {
+    const std::size_t n = to_size(nbytes.ptr(), "nbytes");
+    const hook::Domain d = to_domain(domain);
+    void* p = realloc_in(d, reinterpret_cast<void*>(address), n);
+    if (p == nullptr) no_memory();  // refused: the block is untouched, still the caller's to free
+    return address_or_free(d, p);
 }
 
 void test_free(const std::string& domain, std::uintptr_t address) {
-    void* p = reinterpret_cast<void*>(address);
-    switch (to_domain(domain)) {
-        case hook::kRaw: PyMem_RawFree(p); break;
-        case hook::kMem: PyMem_Free(p); break;
-        default: PyObject_Free(p); break;
-    }
+    free_in(to_domain(domain), reinterpret_cast<void*>(address));
 }
 
 // `nthreads` OS threads each allocate and free `iterations` raw-domain blocks of varying
 // size without the GIL (what C extensions may do), holding a few at a time. Returns the
 // number of allocations made. The GIL is released meanwhile, so Python threads may
 // install and uninstall the hook while these run.
-std::uint64_t raw_churn(std::size_t nthreads, std::size_t iterations) {
+py::object raw_churn(std::size_t nthreads, std::size_t iterations) {
     std::atomic<std::uint64_t> made{0};
     {
         py::gil_scoped_release unlocked;
@@ -117,13 +148,55 @@ std::uint64_t raw_churn(std::size_t nthreads, std::size_t iterations) {
         }
         for (std::thread& t : threads) t.join();
     }
-    return made.load();
+    return int_result(made.load());
+}
+
+// One OS thread per entry of `sizes`, all started together, each making `iterations`
+// raw-domain requests of that many bytes without the GIL and freeing each block at once.
+// Returns how many requests each thread had refused, in order: with a threads="all"
+// limit() running, the exact check that requests that fit are never refused while others
+// that do not are (tests/test_regressions.py).
+py::list raw_requests(py::handle sizes_in, std::size_t iterations) {
+    auto seq = steal_or_throw(PySequence_Fast(sizes_in.ptr(), "sizes must be a sequence of ints"));
+    std::vector<std::size_t> sizes;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.ptr()); ++i) {
+        sizes.push_back(to_size(PySequence_Fast_GET_ITEM(seq.ptr(), i), "size"));
+    }
+    std::vector<std::uint64_t> refused(sizes.size(), 0);
+    {
+        py::gil_scoped_release unlocked;
+        std::atomic<std::size_t> ready{0};
+        std::vector<std::thread> threads;
+        threads.reserve(sizes.size());
+        for (std::size_t t = 0; t < sizes.size(); ++t) {
+            threads.emplace_back([&, t] {
+                ready.fetch_add(1);
+                while (ready.load() < sizes.size()) {
+                }
+                for (std::size_t i = 0; i < iterations; ++i) {
+                    void* p = PyMem_RawMalloc(sizes[t]);
+                    if (p == nullptr) {
+                        ++refused[t];
+                        continue;
+                    }
+                    static_cast<unsigned char*>(p)[0] = 1;  // touch it
+                    PyMem_RawFree(p);
+                }
+            });
+        }
+        for (std::thread& t : threads) t.join();
+    }
+    auto out = steal_or_throw<py::list>(PyList_New(static_cast<Py_ssize_t>(refused.size())));
+    for (std::size_t t = 0; t < refused.size(); ++t) {
+        PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(t), int_result(refused[t]).release().ptr());
+    }
+    return out;
 }
 
 // `iterations` object-domain allocations and frees of small random sizes, holding up to
 // `live` blocks at a time (replaced at random, so frees come in no particular order):
 // the hook's per-call cost without the interpreter around it. Returns the nanoseconds.
-std::uint64_t object_churn(std::size_t iterations, std::size_t live) {
+py::object object_churn(std::size_t iterations, std::size_t live) {
     if (live == 0 || live > (std::size_t{1} << 24)) raise(PyExc_ValueError, "live must be in 1..2**24");
     std::vector<void*> held(live, nullptr);
     std::minstd_rand rng(42);
@@ -136,7 +209,7 @@ std::uint64_t object_churn(std::size_t iterations, std::size_t live) {
     }
     const auto elapsed = std::chrono::steady_clock::now() - start;
     for (void* p : held) PyObject_Free(p);
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    return int_result(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()));
 }
 
 // A tracker/budget owned by Python: the hook charges it between begin() and end().
@@ -262,9 +335,15 @@ void register_alloc(py::module_& m) {
         },
         "The counters since install, as a dict (memkit.alloc.stats() wraps it in AllocStats).");
     m.def("_allocate", &test_allocate, py::arg("domain"), py::arg("nbytes"),
-          "Private (tests): allocate exactly nbytes in a domain; returns the address.");
+          "Private (tests): allocate exactly nbytes in a domain; returns the address. MemoryError if\n"
+          "the allocation is refused (a limit()) or fails: then nothing was allocated. The address\n"
+          "is built uncounted, so a budget never refuses it; should even that fail, the block is\n"
+          "freed before MemoryError is raised.");
     m.def("_realloc", &test_realloc, py::arg("domain"), py::arg("address"), py::arg("nbytes"),
-          "Private (tests): resize a block from _allocate.");
+          "Private (tests): resize a block from _allocate; returns its new address. MemoryError if\n"
+          "the resize is refused or fails: the block is untouched and still the caller's. Should\n"
+          "the (uncounted) address int itself fail, the resized block is freed and MemoryError\n"
+          "raised: the old address is gone then.");
     m.def("_free", &test_free, py::arg("domain"), py::arg("address"), "Private (tests): free a block from _allocate.");
     m.def(
         "_bookkeeping",
@@ -281,6 +360,10 @@ void register_alloc(py::module_& m) {
           "Private (benchmarks): object-domain allocations and frees in a tight loop; returns nanoseconds.");
     m.def("_raw_churn", &raw_churn, py::arg("nthreads"), py::arg("iterations"),
           "Private (tests): OS threads allocating and freeing raw-domain blocks without the GIL.");
+    m.def("_raw_requests", &raw_requests, py::arg("sizes"), py::arg("iterations"),
+          "Private (tests): one OS thread per size, started together, each making `iterations`\n"
+          "raw-domain requests of that size without the GIL (freeing each block at once); returns\n"
+          "how many requests each thread had refused.");
 }
 
 }  // namespace memkit::bindings

@@ -328,19 +328,28 @@ struct GlobalVisit {
     GlobalVisit& operator=(const GlobalVisit&) = delete;
 };
 
+// Reserves `grow` bytes in every all-threads budget, or in none. Each budget takes them with
+// a compare-exchange that succeeds only if its net stays within its ceiling, so a request
+// that does not fit never shows in `net`, even for a moment: other threads never see a net
+// inflated by a request that will be refused (and so are never refused, nor trip a budget,
+// on its account). A refused request gives its bytes back to the budgets that took them
+// (the earlier ones in this call, remembered: a slot may hold another scope by then).
 __attribute__((noinline)) bool reserve_global(std::int64_t grow) noexcept {
     GlobalVisit visit;
-    for (int i = 0; i < kMaxScopes; ++i) {
-        Scope* s = global_scopes[i].load(std::memory_order_acquire);
+    Scope* took[kMaxScopes];
+    int taken = 0;
+    for (std::atomic<Scope*>& slot : global_scopes) {
+        Scope* s = slot.load(std::memory_order_acquire);
         if (s == nullptr || s->limit < 0) continue;
-        const std::int64_t now = s->net.fetch_add(grow, kRelaxed) + grow;
-        if (now <= ceiling_of(s)) continue;
-        refuse(s, grow);
-        for (int j = 0; j <= i; ++j) {  // give back what this call reserved
-            Scope* b = global_scopes[j].load(std::memory_order_acquire);
-            if (b != nullptr && b->limit >= 0 && (j < i || b == s)) b->net.fetch_sub(grow, kRelaxed);
-        }
-        return false;
+        std::int64_t net = s->net.load(kRelaxed);
+        do {
+            if (net + grow > ceiling_of(s)) {
+                refuse(s, grow);
+                for (int j = 0; j < taken; ++j) took[j]->net.fetch_sub(grow, kRelaxed);
+                return false;
+            }
+        } while (!s->net.compare_exchange_weak(net, net + grow, kRelaxed));
+        took[taken++] = s;
     }
     return true;
 }
@@ -789,6 +798,9 @@ bool uninstall() {
 }
 
 bool installed() noexcept { return active.load(); }
+
+Uncounted::Uncounted() noexcept : was_(ts.in_hook) { ts.in_hook = true; }
+Uncounted::~Uncounted() { ts.in_hook = was_; }
 
 bool begin_scope(Scope* scope) {
     if (!scope->all_threads) {

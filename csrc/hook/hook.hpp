@@ -109,6 +109,25 @@ bool begin_scope(Scope* scope);
 // caller may free it afterwards.
 void end_scope(Scope* scope) noexcept;
 
+// While one lives, the calling thread's allocations pass through uncounted, as the layer
+// below's own do (the intercepts' re-entrancy flag): no tracker is charged and no budget
+// can refuse them. For objects memkit's test helpers must build after a budget has granted
+// the allocation they report (the int holding its address): a tripped budget refusing
+// those too would lose the block. Keep only allocations of objects outside the garbage
+// collector inside (ints, strings): a counted block freed meanwhile leaves the map but not
+// the counts, and on CPython 3.11 allocating a GC-tracked object may run a collection,
+// which frees. Nests.
+class Uncounted {
+public:
+    Uncounted() noexcept;
+    ~Uncounted();
+    Uncounted(const Uncounted&) = delete;
+    Uncounted& operator=(const Uncounted&) = delete;
+
+private:
+    bool was_;
+};
+
 // A snapshot of the counters since install: all domains, and each domain.
 Counters totals() noexcept;
 Counters domain_totals(Domain d) noexcept;
