@@ -702,3 +702,17 @@ def test_all_threads_limit_refuses_only_the_requests_that_do_not_fit() -> None:
     assert lim.peak_bytes <= budget  # three small blocks and some bookkeeping at most
     assert outer.refused is None
     assert outer.net_bytes < 64 * 1024  # every huge request it took was given back
+
+
+def test_the_thread_helpers_refuse_too_many_threads_before_starting_any() -> None:
+    # Unbounded counts once reached std::thread creation: a refused thread with others
+    # already running ended the process (a joinable std::thread destroyed).
+    from memkit._core import alloc as _alloc
+
+    for call in (lambda: _alloc._raw_churn(65, 1), lambda: _alloc._raw_requests([8] * 65, 1)):
+        with pytest.raises(ValueError, match="at most 64 threads, got 65"):
+            call()
+    with pytest.raises(ValueError, match="at most 64 threads"):
+        _alloc._raw_churn(2**63, 1)
+    assert _alloc._raw_churn(0, 10) == 0
+    assert _alloc._raw_requests([8, 16], 10) == [0, 0]

@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -115,39 +116,67 @@ void test_free(const std::string& domain, std::uintptr_t address) {
     free_in(to_domain(domain), reinterpret_cast<void*>(address));
 }
 
+constexpr std::size_t kMaxHelperThreads = 64;
+
+// Runs `body(t)` on `nthreads` OS threads (at most kMaxHelperThreads, else ValueError), the
+// GIL released, all started before any begins (so they race), and joins them. If the OS
+// refuses a thread, those already made are released to finish and joined before
+// RuntimeError is raised: a joinable std::thread destroyed would end the process.
+template <class Body>
+void run_threads(std::size_t nthreads, Body&& body) {
+    if (nthreads > kMaxHelperThreads) {
+        raise(PyExc_ValueError, "at most " + std::to_string(kMaxHelperThreads) + " threads, got " + std::to_string(nthreads));
+    }
+    bool started = true;
+    {
+        py::gil_scoped_release unlocked;
+        std::atomic<int> gate{0};  // 0 wait, 1 go, -1 stop
+        std::vector<std::thread> threads;
+        threads.reserve(nthreads);
+        try {
+            for (std::size_t t = 0; t < nthreads; ++t) {
+                threads.emplace_back([&gate, &body, t] {
+                    int g;
+                    while ((g = gate.load()) == 0) std::this_thread::yield();
+                    if (g > 0) body(t);
+                });
+            }
+            gate.store(1);
+        } catch (const std::system_error&) {
+            gate.store(-1);
+            started = false;
+        }
+        for (std::thread& th : threads) th.join();
+    }
+    if (!started) raise(PyExc_RuntimeError, "could not start the helper's threads");
+}
+
 // `nthreads` OS threads each allocate and free `iterations` raw-domain blocks of varying
 // size without the GIL (what C extensions may do), holding a few at a time. Returns the
 // number of allocations made. The GIL is released meanwhile, so Python threads may
 // install and uninstall the hook while these run.
 py::object raw_churn(std::size_t nthreads, std::size_t iterations) {
     std::atomic<std::uint64_t> made{0};
-    {
-        py::gil_scoped_release unlocked;
-        std::vector<std::thread> threads;
-        for (std::size_t t = 0; t < nthreads; ++t) {
-            threads.emplace_back([&made, iterations, t] {
-                std::minstd_rand rng(static_cast<unsigned>(t + 1));
-                void* held[8] = {};
-                for (std::size_t i = 0; i < iterations; ++i) {
-                    const std::size_t slot = i % 8;
-                    if (held[slot] != nullptr) {
-                        if (rng() % 3 == 0) {
-                            void* grown = PyMem_RawRealloc(held[slot], 1 + rng() % 3000);
-                            if (grown != nullptr) held[slot] = grown;
-                        }
-                        PyMem_RawFree(held[slot]);
-                    }
-                    held[slot] = PyMem_RawMalloc(1 + rng() % 2000);
-                    if (held[slot] != nullptr) {
-                        static_cast<unsigned char*>(held[slot])[0] = 1;  // touch it
-                        made.fetch_add(1, std::memory_order_relaxed);
-                    }
+    run_threads(nthreads, [&made, iterations](std::size_t t) {
+        std::minstd_rand rng(static_cast<unsigned>(t + 1));
+        void* held[8] = {};
+        for (std::size_t i = 0; i < iterations; ++i) {
+            const std::size_t slot = i % 8;
+            if (held[slot] != nullptr) {
+                if (rng() % 3 == 0) {
+                    void* grown = PyMem_RawRealloc(held[slot], 1 + rng() % 3000);
+                    if (grown != nullptr) held[slot] = grown;
                 }
-                for (void* p : held) PyMem_RawFree(p);
-            });
+                PyMem_RawFree(held[slot]);
+            }
+            held[slot] = PyMem_RawMalloc(1 + rng() % 2000);
+            if (held[slot] != nullptr) {
+                static_cast<unsigned char*>(held[slot])[0] = 1;  // touch it
+                made.fetch_add(1, std::memory_order_relaxed);
+            }
         }
-        for (std::thread& t : threads) t.join();
-    }
+        for (void* p : held) PyMem_RawFree(p);
+    });
     return int_result(made.load());
 }
 
@@ -163,29 +192,17 @@ py::list raw_requests(py::handle sizes_in, std::size_t iterations) {
         sizes.push_back(to_size(PySequence_Fast_GET_ITEM(seq.ptr(), i), "size"));
     }
     std::vector<std::uint64_t> refused(sizes.size(), 0);
-    {
-        py::gil_scoped_release unlocked;
-        std::atomic<std::size_t> ready{0};
-        std::vector<std::thread> threads;
-        threads.reserve(sizes.size());
-        for (std::size_t t = 0; t < sizes.size(); ++t) {
-            threads.emplace_back([&, t] {
-                ready.fetch_add(1);
-                while (ready.load() < sizes.size()) {
-                }
-                for (std::size_t i = 0; i < iterations; ++i) {
-                    void* p = PyMem_RawMalloc(sizes[t]);
-                    if (p == nullptr) {
-                        ++refused[t];
-                        continue;
-                    }
-                    static_cast<unsigned char*>(p)[0] = 1;  // touch it
-                    PyMem_RawFree(p);
-                }
-            });
+    run_threads(sizes.size(), [&sizes, &refused, iterations](std::size_t t) {
+        for (std::size_t i = 0; i < iterations; ++i) {
+            void* p = PyMem_RawMalloc(sizes[t]);
+            if (p == nullptr) {
+                ++refused[t];
+                continue;
+            }
+            static_cast<unsigned char*>(p)[0] = 1;  // touch it
+            PyMem_RawFree(p);
         }
-        for (std::thread& t : threads) t.join();
-    }
+    });
     auto out = steal_or_throw<py::list>(PyList_New(static_cast<Py_ssize_t>(refused.size())));
     for (std::size_t t = 0; t < refused.size(); ++t) {
         PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(t), int_result(refused[t]).release().ptr());
@@ -359,9 +376,9 @@ void register_alloc(py::module_& m) {
     m.def("_object_churn", &object_churn, py::arg("iterations"), py::arg("live"),
           "Private (benchmarks): object-domain allocations and frees in a tight loop; returns nanoseconds.");
     m.def("_raw_churn", &raw_churn, py::arg("nthreads"), py::arg("iterations"),
-          "Private (tests): OS threads allocating and freeing raw-domain blocks without the GIL.");
+          "Private (tests): OS threads (at most 64) allocating and freeing raw-domain blocks without the GIL.");
     m.def("_raw_requests", &raw_requests, py::arg("sizes"), py::arg("iterations"),
-          "Private (tests): one OS thread per size, started together, each making `iterations`\n"
+          "Private (tests): one OS thread per size (at most 64), started together, each making `iterations`\n"
           "raw-domain requests of that size without the GIL (freeing each block at once); returns\n"
           "how many requests each thread had refused.");
 }
